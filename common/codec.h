@@ -140,6 +140,14 @@ const char *nbdp_flags_str (char *buf, size_t size, uint16_t eflags);
 const char *nbdp_cmd_flags_str (char *buf, size_t size, uint16_t flags);
 const char *nbdp_name_or (const char *name, char *buf, size_t size,
                           uint64_t value);
+/* More flag sets: handshake flags (server, 16 bits), client flags (32
+ * bits), structured/extended reply chunk flags, base:allocation states.
+ * Flag sets with no bit set format as "0".
+ */
+const char *nbdp_gflags_str (char *buf, size_t size, uint16_t gflags);
+const char *nbdp_cflags_str (char *buf, size_t size, uint32_t cflags);
+const char *nbdp_reply_flags_str (char *buf, size_t size, uint16_t flags);
+const char *nbdp_state_str (char *buf, size_t size, uint64_t state);
 
 /* errno <-> NBD error mapping (unknown errno -> NBD_EINVAL per spec
  * advice; unknown NBD error -> EINVAL).

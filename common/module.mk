@@ -9,8 +9,15 @@ $(LIBNBDP): $(LIBNBDP_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
+# names.c is generated from the constant blocks of the protocol headers.
+NBDP_NAME_HEADERS := common/nbd-proto.h $(wildcard common/nbd-draft.h)
+common/names.c: common/gen-names.sh $(NBDP_NAME_HEADERS)
+	common/gen-names.sh $(NBDP_NAME_HEADERS) > $@.tmp
+	mv $@.tmp $@
+CLEANFILES += common/names.c common/names.c.tmp
+
 COMMON_UNIT_TESTS := common/test-proto common/test-codec common/test-uri \
-                     common/test-io
+                     common/test-io common/test-client
 UNIT_TESTS += $(COMMON_UNIT_TESTS)
 
 $(COMMON_UNIT_TESTS): %: %.o $(LIBNBDP)
