@@ -34,9 +34,13 @@ CHECK_PROGRAMS :=  # helper binaries tests need, built for `make check`
 CLEANFILES :=
 
 include common/module.mk
+-include common/draft.mk
 -include reference-server/module.mk
+-include reference-server/backend.mk
 -include reference-client/module.mk
 -include tests/module.mk
+-include suites/module.mk
+-include harness/module.mk
 
 all: $(PROGRAMS)
 
