@@ -39,6 +39,7 @@ include common/module.mk
 -include reference-server/backend.mk
 -include reference-client/module.mk
 -include tests/module.mk
+-include specs/module.mk
 -include suites/module.mk
 -include harness/module.mk
 
