@@ -5,6 +5,7 @@
 #   make check           unit + integration tests (TAP), installs deps first
 #   make check-asan      the same under ASan+UBSan
 #   make check-valgrind  unit tests and the server under valgrind
+#   make bench           nbdcopy throughput, nbd-refserver vs nbdkit (not in check)
 #   make deps            install missing Debian packages (or print the command)
 
 .DEFAULT_GOAL := all
@@ -68,8 +69,10 @@ check-valgrind: deps
 	$(MAKE) $(PROGRAMS) $(UNIT_TESTS) $(CHECK_PROGRAMS)
 	NBDP_VALGRIND=1 scripts/run-tests.sh $(UNIT_TESTS) $(INTEGRATION_TESTS)
 
+bench: reference-server/nbd-refserver ; scripts/bench.sh
+
 clean:
 	find . -name '*.o' -o -name '*.d' -o -name '*.a' | grep -v '^./.git' | xargs rm -f
 	rm -f $(PROGRAMS) $(UNIT_TESTS) $(CHECK_PROGRAMS) $(CLEANFILES)
 
-.PHONY: all deps check check-run check-asan check-valgrind clean
+.PHONY: all deps check check-run check-asan check-valgrind clean bench
