@@ -1,0 +1,288 @@
+/* nbd-conform: the conformance runner.  Runs the registered server tests
+ * against one server, given by NBD URI or by a command that starts it on
+ * {socket}, and reports TAP 14 (plus JUnit / JSON on request).
+ *
+ * Exit status: 0 nothing failed, 1 some FAIL, XPASS or TIMEOUT, 2 the run
+ * itself broke (bad arguments, the server could not start, ERROR).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runner.h"
+#include "log.h"
+#include "sockets.h"
+#include "uri.h"
+
+int nc_run (const struct nc_config *cfg, struct nc_record *recs, size_t n,
+            int jobs, nc_expect_vector *expects, struct nc_run *run);
+
+static void
+usage (FILE *f)
+{
+  fprintf (f,
+"usage: nbd-conform [OPTIONS] URI\n"
+"       nbd-conform [OPTIONS] --server 'COMMAND ... {socket} ...'\n"
+"\n"
+"Runs the NBD server conformance tests against one server.\n"
+"\n"
+"  --server CMD      start CMD (sh -c) for every test, with {socket}\n"
+"                    replaced by a private Unix socket path and {dir} by a\n"
+"                    private directory; the server is killed afterwards\n"
+"  --export NAME     export to use with --server (default \"\")\n"
+"  --ro-export NAME  a read-only export of the same server, for the\n"
+"                    read-only tests\n"
+"  --list            list the tests (name, requirement IDs, level) and exit\n"
+"  --only GLOB       run only tests whose name or requirement ID matches\n"
+"                    (may be repeated)\n"
+"  --strict          SHOULD-level findings fail (default: NONSTRICT)\n"
+"  --expect FILE     known deviations: lines 'TEST-or-ID  reason'\n"
+"  --timeout S       per-test time limit in seconds (default 60)\n"
+"  -j N              run N tests in parallel (default 1)\n"
+"  --tap             TAP version 14 on stdout (the default)\n"
+"  --junit FILE      also write JUnit XML\n"
+"  --json FILE       also write JSON (results/schema.md)\n"
+"  --profile NAME    server profile (used by the resize suites)\n"
+"  -v                verbose: test logs in the TAP output\n"
+"  --help\n"
+"\n"
+"Exit: 0 nothing failed, 1 FAIL/XPASS/TIMEOUT, 2 the run broke.\n");
+}
+
+/* Try the target once before running anything, so a server that cannot
+ * start is one clear error (exit 2), not a TIMEOUT per test.
+ */
+static int
+preflight (const struct nc_config *cfg)
+{
+  char err[4096];
+
+  if (cfg->server_cmd) {
+    char *dir, *sock;
+    pid_t pid;
+    if (nc_server_start (cfg->server_cmd, cfg->timeout, &dir, &sock, &pid,
+                         err, sizeof err) == -1) {
+      nbdp_warnx ("the server could not start: %s", err);
+      return -1;
+    }
+    nc_server_stop (pid);
+    nc_rmtree (dir);
+    free (dir);
+    free (sock);
+    return 0;
+  }
+  else {
+    struct nbdp_uri u;
+    int fd;
+    if (nbdp_uri_parse (cfg->uri, &u, err, sizeof err) == -1) {
+      nbdp_warnx ("%s: %s", cfg->uri, err);
+      return -1;
+    }
+    fd = u.is_unix ? nbdp_connect_unix (u.socket)
+      : nbdp_connect_tcp (u.host, u.port);
+    if (fd == -1)
+      nbdp_warn ("cannot connect to %s", cfg->uri);
+    else
+      close (fd);
+    nbdp_uri_free (&u);
+    return fd == -1 ? -1 : 0;
+  }
+}
+
+static char *
+reproducer (const struct nc_config *cfg, const char *name)
+{
+  char *q_name = nc_shell_quote (name), *q_target, *q_exp = NULL, *q_ro = NULL;
+  char *out;
+
+  q_target = nc_shell_quote (cfg->server_cmd ? cfg->server_cmd : cfg->uri);
+  if (cfg->export_name && cfg->server_cmd)
+    q_exp = nc_shell_quote (cfg->export_name);
+  if (cfg->ro_export)
+    q_ro = nc_shell_quote (cfg->ro_export);
+  if (asprintf (&out, "nbd-conform --only %s%s%s%s%s%s %s%s", q_name,
+                cfg->strict ? " --strict" : "",
+                q_exp ? " --export " : "", q_exp ? q_exp : "",
+                q_ro ? " --ro-export " : "", q_ro ? q_ro : "",
+                cfg->server_cmd ? "--server " : "", q_target) == -1)
+    out = NULL;
+  free (q_name);
+  free (q_target);
+  free (q_exp);
+  free (q_ro);
+  return out;
+}
+
+int
+main (int argc, char *argv[])
+{
+  enum {
+    OPT_SERVER = 256, OPT_EXPORT, OPT_RO_EXPORT, OPT_LIST, OPT_ONLY,
+    OPT_STRICT, OPT_EXPECT, OPT_TIMEOUT, OPT_TAP, OPT_JUNIT, OPT_JSON,
+    OPT_PROFILE, OPT_HELP, OPT_CLIENT,
+  };
+  static const struct option long_opts[] = {
+    { "server", required_argument, NULL, OPT_SERVER },
+    { "client", required_argument, NULL, OPT_CLIENT },
+    { "export", required_argument, NULL, OPT_EXPORT },
+    { "ro-export", required_argument, NULL, OPT_RO_EXPORT },
+    { "list", no_argument, NULL, OPT_LIST },
+    { "only", required_argument, NULL, OPT_ONLY },
+    { "strict", no_argument, NULL, OPT_STRICT },
+    { "expect", required_argument, NULL, OPT_EXPECT },
+    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "tap", no_argument, NULL, OPT_TAP },
+    { "junit", required_argument, NULL, OPT_JUNIT },
+    { "json", required_argument, NULL, OPT_JSON },
+    { "profile", required_argument, NULL, OPT_PROFILE },
+    { "verbose", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, OPT_HELP },
+    { NULL, 0, NULL, 0 },
+  };
+  struct nc_config cfg = { .timeout = 60, .argv0 = argv[0] };
+  nc_string_vector only = empty_vector;
+  nc_expect_vector expects = empty_vector;
+  const char *junit = NULL, *json = NULL, *expect_file = NULL;
+  bool list = false;
+  int jobs = 1, c, status;
+  struct nc_record *recs;
+  size_t n = 0;
+  struct nc_run run = { 0 };
+  char err[1024], started[64];
+  time_t now;
+
+  nbdp_progname = "nbd-conform";
+  while ((c = getopt_long (argc, argv, "j:v", long_opts, NULL)) != -1) {
+    char *end;
+    switch (c) {
+    case OPT_SERVER: cfg.server_cmd = optarg; break;
+    case OPT_CLIENT:
+      nbdp_warnx ("--client: the client suites are not written yet");
+      return 2;
+    case OPT_EXPORT: cfg.export_name = optarg; break;
+    case OPT_RO_EXPORT: cfg.ro_export = optarg; break;
+    case OPT_LIST: list = true; break;
+    case OPT_ONLY:
+      if (nc_string_vector_append (&only, optarg) == -1)
+        nbdp_fatal ("malloc");
+      break;
+    case OPT_STRICT: cfg.strict = true; break;
+    case OPT_EXPECT: expect_file = optarg; break;
+    case OPT_TIMEOUT:
+      errno = 0;
+      cfg.timeout = strtod (optarg, &end);
+      if (errno || *end || end == optarg || cfg.timeout <= 0 ||
+          cfg.timeout > 86400) {
+        nbdp_warnx ("--timeout: expected seconds in (0, 86400], got \"%s\"",
+                    optarg);
+        return 2;
+      }
+      break;
+    case 'j': {
+      long v;
+      errno = 0;
+      v = strtol (optarg, &end, 10);
+      if (errno || *end || end == optarg || v < 1 || v > 256) {
+        nbdp_warnx ("-j: expected a number from 1 to 256, got \"%s\"",
+                    optarg);
+        return 2;
+      }
+      jobs = (int) v;
+      break;
+    }
+    case OPT_TAP: break;
+    case OPT_JUNIT: junit = optarg; break;
+    case OPT_JSON: json = optarg; break;
+    case OPT_PROFILE: break;
+    case 'v': cfg.verbose = true; nbdp_verbose = true; break;
+    case OPT_HELP: usage (stdout); return 0;
+    default: usage (stderr); return 2;
+    }
+  }
+  if (nc_registry_finish () == -1)
+    return 2;
+
+  recs = calloc (nc_registry.len ? nc_registry.len : 1, sizeof *recs);
+  if (recs == NULL)
+    nbdp_fatal ("calloc");
+  for (size_t i = 0; i < nc_registry.len; i++) {
+    const struct nc_entry *e = &nc_registry.ptr[i];
+    bool want = only.len == 0;
+    for (size_t k = 0; k < only.len && !want; k++)
+      want = nc_entry_matches (e, only.ptr[k]);
+    if (want)
+      recs[n++].e = e;
+  }
+
+  if (list) {
+    for (size_t i = 0; i < n; i++) {
+      const struct nc_test *t = recs[i].e->test;
+      printf ("%-44s %-6s %-40s %s\n", recs[i].e->full_name,
+              nbdp_level_name (t->level), t->ids ? t->ids : "",
+              t->summary ? t->summary : "");
+    }
+    return 0;
+  }
+
+  if ((optind < argc) == (cfg.server_cmd != NULL) || argc - optind > 1) {
+    nbdp_warnx ("give exactly one of URI or --server 'CMD'");
+    usage (stderr);
+    return 2;
+  }
+  if (optind < argc)
+    cfg.uri = argv[optind];
+  if (cfg.server_cmd && strstr (cfg.server_cmd, "{socket}") == NULL) {
+    nbdp_warnx ("--server: the command must contain {socket}");
+    return 2;
+  }
+  if (cfg.uri) {
+    struct nbdp_uri u;
+    if (nbdp_uri_parse (cfg.uri, &u, err, sizeof err) == -1) {
+      nbdp_warnx ("%s: %s", cfg.uri, err);
+      return 2;
+    }
+    nbdp_uri_free (&u);
+  }
+  if (n == 0) {
+    nbdp_warnx ("no test matches --only");
+    return 2;
+  }
+  if (expect_file &&
+      nc_expect_load (expect_file, &expects, err, sizeof err) == -1) {
+    nbdp_warnx ("--expect: %s", err);
+    return 2;
+  }
+  /* The client's receive timeout lies past the test's deadline: a silent
+   * server makes the test a TIMEOUT (with its log so far), not a FAIL.
+   */
+  cfg.client_timeout_ms = (int) (cfg.timeout * 1000) + 1000;
+  signal (SIGPIPE, SIG_IGN);
+
+  if (preflight (&cfg) == -1)
+    return 2;
+  for (size_t i = 0; i < n; i++)
+    recs[i].reproduce = reproducer (&cfg, recs[i].e->full_name);
+
+  now = time (NULL);
+  strftime (started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", gmtime (&now));
+  run.started = started;
+  status = nc_run (&cfg, recs, n, jobs, &expects, &run);
+  for (size_t i = 0; i < expects.len; i++)
+    if (!expects.ptr[i].used)
+      nbdp_debug ("--expect entry \"%s\" matched no test that ran",
+                  expects.ptr[i].pattern);
+  if (junit && nc_write_junit (junit, &run) == -1) {
+    nbdp_warn ("%s", junit);
+    status = 2;
+  }
+  if (json && nc_write_json (json, &run) == -1) {
+    nbdp_warnx ("%s: cannot write JSON", json);
+    status = 2;
+  }
+  return status;
+}
