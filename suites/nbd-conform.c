@@ -118,6 +118,51 @@ reproducer (const struct nc_config *cfg, const char *name)
   return out;
 }
 
+/* What main allocates lives here so that every exit path frees it (the
+ * suite runs under ASan/LeakSanitizer and valgrind in make check-asan).
+ */
+static struct {
+  nc_string_vector only;
+  nc_expect_vector expects;
+  struct nc_record *recs;
+  size_t n;
+} state;
+
+static void
+free_record (struct nc_record *r)
+{
+  free (r->reason);
+  for (size_t i = 0; i < r->findings.len; i++) {
+    free (r->findings.ptr[i].id);
+    free (r->findings.ptr[i].msg);
+  }
+  free (r->findings.ptr);
+  for (size_t i = 0; i < r->log.len; i++)
+    free (r->log.ptr[i]);
+  free (r->log.ptr);
+  free (r->reproduce);
+  free (r->dir);
+  free (r->buf);
+  free (r->end_class);
+}
+
+static void
+free_state (void)
+{
+  for (size_t i = 0; i < state.n; i++)
+    free_record (&state.recs[i]);
+  free (state.recs);
+  free (state.only.ptr);
+  for (size_t i = 0; i < state.expects.len; i++) {
+    free (state.expects.ptr[i].pattern);
+    free (state.expects.ptr[i].reason);
+  }
+  free (state.expects.ptr);
+  for (size_t i = 0; i < nc_registry.len; i++)
+    free (nc_registry.ptr[i].full_name);
+  free (nc_registry.ptr);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -145,8 +190,6 @@ main (int argc, char *argv[])
     { NULL, 0, NULL, 0 },
   };
   struct nc_config cfg = { .timeout = 60, .argv0 = argv[0] };
-  nc_string_vector only = empty_vector;
-  nc_expect_vector expects = empty_vector;
   const char *junit = NULL, *json = NULL, *expect_file = NULL;
   bool list = false;
   int jobs = 1, c, status;
@@ -157,6 +200,7 @@ main (int argc, char *argv[])
   time_t now;
 
   nbdp_progname = "nbd-conform";
+  atexit (free_state);
   while ((c = getopt_long (argc, argv, "j:v", long_opts, NULL)) != -1) {
     char *end;
     switch (c) {
@@ -168,7 +212,7 @@ main (int argc, char *argv[])
     case OPT_RO_EXPORT: cfg.ro_export = optarg; break;
     case OPT_LIST: list = true; break;
     case OPT_ONLY:
-      if (nc_string_vector_append (&only, optarg) == -1)
+      if (nc_string_vector_append (&state.only, optarg) == -1)
         nbdp_fatal ("malloc");
       break;
     case OPT_STRICT: cfg.strict = true; break;
@@ -208,15 +252,17 @@ main (int argc, char *argv[])
     return 2;
 
   recs = calloc (nc_registry.len ? nc_registry.len : 1, sizeof *recs);
+  state.recs = recs;
   if (recs == NULL)
     nbdp_fatal ("calloc");
   for (size_t i = 0; i < nc_registry.len; i++) {
     const struct nc_entry *e = &nc_registry.ptr[i];
-    bool want = only.len == 0;
-    for (size_t k = 0; k < only.len && !want; k++)
-      want = nc_entry_matches (e, only.ptr[k]);
+    bool want = state.only.len == 0;
+    for (size_t k = 0; k < state.only.len && !want; k++)
+      want = nc_entry_matches (e, state.only.ptr[k]);
     if (want)
       recs[n++].e = e;
+    state.n = n;
   }
 
   if (list) {
@@ -253,7 +299,7 @@ main (int argc, char *argv[])
     return 2;
   }
   if (expect_file &&
-      nc_expect_load (expect_file, &expects, err, sizeof err) == -1) {
+      nc_expect_load (expect_file, &state.expects, err, sizeof err) == -1) {
     nbdp_warnx ("--expect: %s", err);
     return 2;
   }
@@ -271,11 +317,11 @@ main (int argc, char *argv[])
   now = time (NULL);
   strftime (started, sizeof started, "%Y-%m-%dT%H:%M:%SZ", gmtime (&now));
   run.started = started;
-  status = nc_run (&cfg, recs, n, jobs, &expects, &run);
-  for (size_t i = 0; i < expects.len; i++)
-    if (!expects.ptr[i].used)
+  status = nc_run (&cfg, recs, n, jobs, &state.expects, &run);
+  for (size_t i = 0; i < state.expects.len; i++)
+    if (!state.expects.ptr[i].used)
       nbdp_debug ("--expect entry \"%s\" matched no test that ran",
-                  expects.ptr[i].pattern);
+                  state.expects.ptr[i].pattern);
   if (junit && nc_write_junit (junit, &run) == -1) {
     nbdp_warn ("%s", junit);
     status = 2;
