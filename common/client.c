@@ -1678,6 +1678,12 @@ apply (struct nbdp_client *c, struct nbdp_cmd *cmd,
       apply_block_status (c, cmd, r);
     else if (type & NBD_REPLY_TYPE_ERR (0))
       apply_error_chunk (cmd, r);
+    else if (c->chunk_hook) {
+      char msg[NBDP_CLIENT_ERRMAX] = "";
+
+      if (c->chunk_hook (c->hook_opaque, c, cmd, r, msg, sizeof msg) == -1)
+        violation (cmd, "%s", msg[0] ? msg : "chunk refused by the hook");
+    }
     else
       violation (cmd, "%s (cookie %" PRIu64 "): unknown non-error chunk "
                  "type %s", cn, cmd->cookie, tn);
@@ -1720,6 +1726,14 @@ nbdp_client_cmd_poll (struct nbdp_client *c, struct nbdp_cmd **which)
     *which = NULL;
   if (recv_one (c, &r, c->max_reply_payload, -1, &e) == -1)
     return -1;
+  if (c->reply_hook) {
+    char msg[NBDP_CLIENT_ERRMAX] = "";
+
+    if (c->reply_hook (c->hook_opaque, c, r.known_cookie ? e.cmd : NULL, &r,
+                       msg, sizeof msg) == -1)
+      return fail_dead (c, NBDP_FAIL_PROTOCOL, EPROTO, "%s",
+                        msg[0] ? msg : "reply refused by the hook");
+  }
   if (!r.known_cookie)
     return fail (c, NBDP_FAIL_PROTOCOL, EPROTO,
                  "received a %s reply (type %s) with cookie %" PRIu64

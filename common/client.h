@@ -57,6 +57,28 @@ enum nbdp_layout {
 };
 
 struct nbdp_inflight;  /* internal */
+struct nbdp_client;
+struct nbdp_cmd;
+struct nbdp_client_reply;
+
+/* Extension hooks of the checked command layer, for protocol extensions
+ * that this file does not know (the draft RESIZE extension uses them, see
+ * client-resize.h).  Both get the reply as read (payload still valid) and
+ * may write a message of what was wrong into msg (msgsize bytes).
+ *  - reply_hook: called by nbdp_client_cmd_poll for every reply it reads,
+ *    before the reply is applied; cmd is NULL when the cookie matches no
+ *    request started with nbdp_client_cmd_start.  Return 0 to go on, -1
+ *    to fail the poll as a protocol violation with msg as the message
+ *    (the connection is then dead: a hard disconnect).
+ *  - chunk_hook: called for a non-error chunk whose type the command
+ *    layer does not know.  Return 0 to accept the chunk, -1 to record it
+ *    as a violation of cmd with msg as the message.  Without a hook such a
+ *    chunk is a violation, as before.
+ */
+typedef int (*nbdp_reply_hook) (void *opaque, struct nbdp_client *c,
+                                struct nbdp_cmd *cmd,
+                                const struct nbdp_client_reply *r,
+                                char *msg, size_t msgsize);
 
 struct nbdp_client {
   int fd;                       /* -1 when not connected */
@@ -87,6 +109,11 @@ struct nbdp_client {
   /* Transmission. */
   uint64_t next_cookie;         /* used by nbdp_client_next_cookie */
   uint64_t max_reply_payload;   /* bound used by the convenience calls */
+
+  /* Extension hooks (NULL: none), see nbdp_reply_hook. */
+  nbdp_reply_hook reply_hook;
+  nbdp_reply_hook chunk_hook;
+  void *hook_opaque;
 
   /* Internal. */
   unsigned char *rbuf;          /* receive buffer for payloads */

@@ -425,7 +425,7 @@ cmd_block_status (struct conn *c, const struct request *req,
   n = x.n;
   if (min > 1) {
     list = w->ext + x.max;
-    n = align_extents (w->ext, x.n, req->offset, export_size (c->exp), min,
+    n = align_extents (w->ext, x.n, req->offset, conn_size (c), min,
                        list);
   }
   if (req->flags & NBD_CMD_FLAG_REQ_ONE)
@@ -473,7 +473,7 @@ cmd_block_status (struct conn *c, const struct request *req,
 }
 
 /* The command table.  NBD_CMD_DISC is handled by the request reader; the
- * draft RESIZE extension adds NBD_CMD_RESIZE here.
+ * draft RESIZE extension's NBD_CMD_RESIZE is in resize.c.
  */
 static const struct command commands[] = {
   { NBD_CMD_READ, NBD_CMD_FLAG_DF, false, true, NBD_EINVAL, PAYLOAD_NONE,
@@ -486,6 +486,11 @@ static const struct command commands[] = {
     true, true, NBD_ENOSPC, PAYLOAD_NONE, cmd_write_zeroes },
   { NBD_CMD_BLOCK_STATUS, NBD_CMD_FLAG_REQ_ONE, false, true, NBD_EINVAL,
     PAYLOAD_OPTIONAL, cmd_block_status },
+  /* Draft RESIZE (resize.c): validated there, never under the shared
+   * size lock.
+   */
+  { NBD_CMD_RESIZE, NBD_CMD_FLAG_RESIZE_QUERY | NBD_CMD_FLAG_RESIZE_NOTIFY,
+    false, false, 0, PAYLOAD_NONE, cmd_resize },
 };
 
 const struct command *

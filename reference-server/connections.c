@@ -123,6 +123,7 @@ conn_serve (int rfd, int wfd)
     r = handshake_newstyle (&c);
   if (r == 0 && c.exp && !conn_is_dead (&c))
     transmission_run (&c);
+  resize_conn_end (&c);         /* if registered */
   nbdp_debug ("conn %" PRIu64 ": closed", c.id);
 
   close (rfd);

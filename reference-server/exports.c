@@ -101,7 +101,16 @@ new_export (const char *name)
   e->min_block = NBD_MIN_BLOCK_DEFAULT;
   e->pref_block = DEFAULT_PREF_BLOCK;
   e->max_block = DEFAULT_MAX_BLOCK;
-  pthread_rwlock_init (&e->size_lock, NULL);
+  /* Writers first: a resize must not starve behind a stream of I/O. */
+  {
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init (&a);
+    pthread_rwlockattr_setkind_np (&a,
+                                   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init (&e->size_lock, &a);
+    pthread_rwlockattr_destroy (&a);
+  }
+  pthread_mutex_init (&e->rz_lock, NULL);
   return e;
 }
 
@@ -113,6 +122,7 @@ free_export (struct export *e)
   if (e->backend)
     e->backend->ops->close (e->backend);
   pthread_rwlock_destroy (&e->size_lock);
+  pthread_mutex_destroy (&e->rz_lock);
   free (e->name);
   free (e->description);
   free (e);
@@ -336,6 +346,7 @@ exports_add_spec (const char *spec)
   if (minb && !prefb && e->pref_block < e->min_block)
     e->pref_block = e->min_block;
   if (mc) {
+    e->multi_conn_explicit = true;
     if (strcmp (mc, "on") == 0)
       e->multi_conn = true;
     else if (strcmp (mc, "off") == 0)

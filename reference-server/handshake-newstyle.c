@@ -135,6 +135,9 @@ opt_export_name (struct conn *c, const struct option *o)
   c->meta_allocation = c->meta_selected && c->meta_exp == exp;
   c->eflags = export_eflags (exp, c->structured, c->extended,
                             c->meta_allocation);
+  /* Draft RESIZE: never negotiated on this path (RZ-NEG-13). */
+  c->eflags |= resize_eflags (exp, false, 0);
+  resize_conn_setup (c, false, 0);
   size = export_size (exp);
   memset (buf, 0, sizeof buf);
   nbdp_put64 (buf, size);
@@ -148,6 +151,7 @@ opt_export_name (struct conn *c, const struct option *o)
                 nbdp_flags_str (fl, sizeof fl, c->eflags),
                 c->no_zeroes ? "" : " (+124 zeroes)");
   }
+  resize_conn_start (c);
   if (conn_send (c, buf, n) == -1)
     return OPT_CLOSE;
   return OPT_TRANSMISSION;
@@ -189,8 +193,37 @@ opt_list (struct conn *c, const struct option *o)
 static enum opt_result
 opt_starttls (struct conn *c, const struct option *o)
 {
+  /* When TLS is added: a successful STARTTLS must call
+   * resize_reset_negotiation (c) with the other state it forgets
+   * (RZ-NEG-8).
+   */
   return reply_err (c, o->opt, NBD_REP_ERR_POLICY,
                     "TLS is not enabled on this server");
+}
+
+/* ---- NBD_OPT_RESIZE (draft RESIZE extension, specs/resize.md 4.1) ---- */
+
+static enum opt_result
+opt_resize (struct conn *c, const struct option *o)
+{
+  if (rzc.mode != RZ_NEGOTIATED ||
+      (rzc.encoding != RZ_ENC_P && rzc.encoding != RZ_ENC_B3))
+    return reply_err (c, o->opt, NBD_REP_ERR_UNSUP,     /* RZ-NEG-3 */
+                      "NBD_OPT_RESIZE is not supported (--resize=%s, "
+                      "encoding %s)", rzc.mode == RZ_OFF ? "off"
+                      : rzc.mode == RZ_LEGACY ? "legacy" : "negotiated",
+                      rzc.encoding == RZ_ENC_B1 ? "flag-only"
+                      : rzc.encoding == RZ_ENC_B2 ? "info-optin" : "legacy");
+  if (o->len != NBD_RESIZE_OPT_LEN)                       /* RZ-NEG-2 */
+    return reply_err (c, o->opt, NBD_REP_ERR_INVALID,
+                      "NBD_OPT_RESIZE data length %" PRIu32 ", expected %d",
+                      o->len, NBD_RESIZE_OPT_LEN);
+  c->rz_acked = true;                                     /* RZ-NEG-7 */
+  c->rz_requested = nbdp_get32 (o->data) & NBD_RESIZE_MASK_FEATURES;
+  nbdp_debug ("conn %" PRIu64 ": NBD_OPT_RESIZE features 0x%" PRIx32
+              " (0x%" PRIx32 " after dropping reserved bits)", c->id,
+              nbdp_get32 (o->data), c->rz_requested);    /* RZ-NEG-6 */
+  return reply_ack (c, o->opt);                           /* RZ-NEG-1 */
 }
 
 /* ---- NBD_OPT_INFO and NBD_OPT_GO ---- */
@@ -207,7 +240,9 @@ opt_info_go (struct conn *c, const struct option *o)
   const unsigned char *d = o->data;
   uint32_t namelen;
   uint16_t nreqs;
-  bool want_name = false, want_desc = false;
+  bool want_name = false, want_desc = false, want_resize = false;
+  bool rz_negotiated;
+  uint32_t rz_active;
   struct export *exp;
   unsigned char buf[2 + 8 + 2 + 4 + 4 + 4];
   uint64_t size;
@@ -247,6 +282,8 @@ opt_info_go (struct conn *c, const struct option *o)
       want_name = true;
     else if (info == NBD_INFO_DESCRIPTION)
       want_desc = true;
+    else if (info == NBD_INFO_RESIZE)
+      want_resize = true;
     /* NBD_INFO_EXPORT and NBD_INFO_BLOCK_SIZE are always sent; unknown
      * requests are ignored.
      */
@@ -259,6 +296,9 @@ opt_info_go (struct conn *c, const struct option *o)
 
   meta = c->meta_selected && c->meta_exp == exp;
   eflags = export_eflags (exp, c->structured, c->extended, meta);
+  /* Draft RESIZE: what GO would grant (RZ-NEG-9, RZ-INFO-10). */
+  rz_active = resize_active_for (c, exp, want_resize, &rz_negotiated);
+  eflags |= resize_eflags (exp, rz_negotiated, rz_active);
   size = export_size (exp);
 
   nbdp_put16 (buf, NBD_INFO_EXPORT);
@@ -308,13 +348,26 @@ opt_info_go (struct conn *c, const struct option *o)
   if (send_info (c, o->opt, buf, 14) == -1)
     return OPT_CLOSE;
 
+  if (resize_send_info (c, want_resize)) {      /* RZ-INFO-1..5 */
+    unsigned char rb[NBD_RESIZE_INFO_LEN];
+    resize_info_item (exp, rz_active, rb);
+    nbdp_debug ("conn %" PRIu64 ": NBD_INFO_RESIZE capabilities 0x%" PRIx32
+                " active 0x%" PRIx32, c->id, exp->rz_caps, rz_active);
+    if (send_info (c, o->opt, rb, sizeof rb) == -1)
+      return OPT_CLOSE;
+  }
+
+  if (o->opt == NBD_OPT_GO) {
+    c->exp = exp;
+    c->meta_allocation = meta;
+    c->eflags = eflags;
+    resize_conn_setup (c, rz_negotiated, rz_active);     /* RZ-NEG-11 */
+    resize_conn_start (c);
+  }
   if (reply_ack (c, o->opt) == OPT_CLOSE)
     return OPT_CLOSE;
   if (o->opt == NBD_OPT_INFO)
     return OPT_NEXT;
-  c->exp = exp;
-  c->meta_allocation = meta;
-  c->eflags = eflags;
   return OPT_TRANSMISSION;
 }
 
@@ -453,7 +506,7 @@ opt_meta_context (struct conn *c, const struct option *o)
   return reply_ack (c, o->opt);
 }
 
-/* The option table.  The draft RESIZE extension adds its option here. */
+/* The option table. */
 static const struct option_handler handlers[] = {
   { NBD_OPT_EXPORT_NAME,       false, opt_export_name },
   { NBD_OPT_ABORT,             false, opt_abort },
@@ -465,6 +518,7 @@ static const struct option_handler handlers[] = {
   { NBD_OPT_LIST_META_CONTEXT, false, opt_meta_context },
   { NBD_OPT_SET_META_CONTEXT,  false, opt_meta_context },
   { NBD_OPT_EXTENDED_HEADERS,  true,  opt_extended_headers },
+  { NBD_OPT_RESIZE,            false, opt_resize },
 };
 
 static const struct option_handler *

@@ -20,6 +20,8 @@ handshake_oldstyle (struct conn *c)
     return -1;
   c->exp = exp;
   c->eflags = export_eflags (exp, false, false, false);
+  c->eflags |= resize_eflags (exp, false, 0);   /* legacy mode, if any */
+  resize_conn_setup (c, false, 0);
   size = export_size (exp);
 
   memset (buf, 0, sizeof buf);
@@ -32,6 +34,7 @@ handshake_oldstyle (struct conn *c)
     nbdp_debug ("conn %" PRIu64 ": oldstyle greeting: export \"%s\" size "
                 "%" PRIu64 " flags %s", c->id, exp->name, size,
                 nbdp_flags_str (fl, sizeof fl, c->eflags));
+  resize_conn_start (c);
   if (conn_send (c, buf, sizeof buf) == -1) {
     nbdp_debug ("conn %" PRIu64 ": sending the greeting failed", c->id);
     return -1;

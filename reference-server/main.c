@@ -42,7 +42,8 @@ static bool activated;            /* listeners came from socket activation */
 
 enum {
   OPT_EXIT_WITH_PARENT = 256, OPT_RUN, OPT_EXPORT, OPT_OLDSTYLE, OPT_THREADS,
-  OPT_REORDER, OPT_HELP, OPT_VERSION,
+  OPT_REORDER, OPT_HELP, OPT_VERSION, OPT_CONTROL,
+  OPT_RESIZE_FIRST = 512,   /* + index into resize-config.c's switches */
 };
 
 static const struct option long_options[] = {
@@ -61,10 +62,30 @@ static const struct option long_options[] = {
   { "oldstyle", no_argument, NULL, OPT_OLDSTYLE },
   { "threads", required_argument, NULL, OPT_THREADS },
   { "reorder-replies", no_argument, NULL, OPT_REORDER },
+  { "control", required_argument, NULL, OPT_CONTROL },
   { "help", no_argument, NULL, OPT_HELP },
   { "version", no_argument, NULL, OPT_VERSION },
-  { NULL, 0, NULL, 0 },
 };
+#define N_BASE_OPTIONS (sizeof long_options / sizeof long_options[0])
+
+/* The fixed options followed by the draft RESIZE switches. */
+static struct option *
+all_long_options (void)
+{
+  size_t n = resize_switch_count ();
+  struct option *o = calloc (N_BASE_OPTIONS + n + 1, sizeof *o);
+
+  if (o == NULL)
+    nbdp_fatal ("calloc");
+  memcpy (o, long_options, sizeof long_options);
+  for (size_t i = 0; i < n; i++) {
+    int has_arg;
+    o[N_BASE_OPTIONS + i].name = resize_switch_name (i, &has_arg);
+    o[N_BASE_OPTIONS + i].has_arg = has_arg;
+    o[N_BASE_OPTIONS + i].val = OPT_RESIZE_FIRST + i;
+  }
+  return o;
+}
 
 static void
 usage (FILE *f)
@@ -90,6 +111,7 @@ usage (FILE *f)
 "  -v                    log every message to stderr\n"
 "  --help, --version\n"
 "SIZE takes suffixes K M G T P E (powers of 1024).\n", DEFAULT_THREADS);
+  resize_usage (f);
 }
 
 /* Signals only poke the main loop through a pipe. */
@@ -108,6 +130,7 @@ on_signal (int sig)
 static void
 cleanup (void)
 {
+  control_stop ();
   for (size_t i = 0; i < nlisteners; i++)
     close (listeners[i]);
   nlisteners = 0;
@@ -405,14 +428,25 @@ main (int argc, char *argv[])
   pid_t parent = getppid ();
   int c, tcp_port, status;
   uint64_t n;
+  struct option *longopts = all_long_options ();
+  const char *control_path = NULL;
 
   nbdp_progname = "nbd-refserver";
   specs = calloc (argc, sizeof *specs);
   if (specs == NULL)
     nbdp_fatal ("calloc");
 
-  while ((c = getopt_long (argc, argv, "U:p:i:sfP:e:rv", long_options,
+  while ((c = getopt_long (argc, argv, "U:p:i:sfP:e:rv", longopts,
                            NULL)) != -1) {
+    if (c >= OPT_RESIZE_FIRST &&
+        (size_t) (c - OPT_RESIZE_FIRST) < resize_switch_count ()) {
+      int r = resize_switch (c - OPT_RESIZE_FIRST, optarg);
+      if (r == -1)
+        exit (2);
+      if (r == 1)
+        exit (EXIT_SUCCESS);
+      continue;
+    }
     switch (c) {
     case 'U': unix_path = optarg; break;
     case 'p': port = optarg; break;
@@ -433,6 +467,7 @@ main (int argc, char *argv[])
       config.threads = n;
       break;
     case OPT_REORDER: config.reorder_replies = true; break;
+    case OPT_CONTROL: control_path = optarg; break;
     case OPT_HELP: usage (stdout); exit (EXIT_SUCCESS);
     case OPT_VERSION:
       printf ("nbd-refserver %s\n", REFSERVER_VERSION);
@@ -442,6 +477,10 @@ main (int argc, char *argv[])
       exit (2);
     }
   }
+
+  free (longopts);
+  if (resize_config_finish () == -1)
+    exit (2);
 
   /* The positional export comes first: it is the default one. */
   if (argc - optind == 2) {
@@ -463,6 +502,9 @@ main (int argc, char *argv[])
     usage (stderr);
     exit (2);
   }
+  for (size_t i = 0; i < exports_count (); i++)
+    if (resize_export_setup (exports_get (i)) == -1)
+      exit (EXIT_FAILURE);
   if (single && (unix_path || port || run_cmd)) {
     nbdp_warnx ("-s cannot be combined with -U, -p or --run");
     exit (2);
@@ -483,8 +525,13 @@ main (int argc, char *argv[])
     nbdp_fatal ("pipe");
   install_signals (single);
 
+  if (control_path && control_start (control_path) == -1)
+    exit (EXIT_FAILURE);
+
   if (single) {
     if (write_pidfile () == -1)
+      exit (EXIT_FAILURE);
+    if (control_run () == -1)
       exit (EXIT_FAILURE);
     conn_serve (STDIN_FILENO, STDOUT_FILENO);
     cleanup ();
@@ -522,12 +569,18 @@ main (int argc, char *argv[])
                   tcp_port);
   }
 
+  if (control_run () == -1) {
+    cleanup ();
+    exit (EXIT_FAILURE);
+  }
   if (run_cmd &&
       start_run (run_cmd, addr ? addr : "127.0.0.1", tcp_port) == -1) {
     cleanup ();
     exit (EXIT_FAILURE);
   }
   status = accept_loop ();
+  /* Subscriptions hear of the shutdown (RZ-SUB-14). */
+  resize_shutdown ();
   cleanup ();
   /* Backends are closed only when nothing can still be using them. */
   if (conn_active () == 0)

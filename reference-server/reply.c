@@ -112,11 +112,53 @@ simple_header (const struct request *req, void *hdr, uint32_t error)
   return nbdp_encode_reply (hdr, &r);
 }
 
+size_t
+reply_resize_chunk (struct conn *c, const struct request *req, void *buf,
+                    uint16_t flags, uint64_t size, uint32_t events,
+                    uint32_t seq)
+{
+  const uint64_t len = rz_fault (FAULT_CHUNK_BAD_LENGTH)
+                       ? NBD_RESIZE_CHUNK_LEN + 4 : NBD_RESIZE_CHUNK_LEN;
+  unsigned char *p = buf;
+  size_t h = reply_chunk_header (c, req, p, flags, NBD_REPLY_TYPE_RESIZE,
+                                 len);
+
+  memset (p + h, 0, len);
+  nbdp_put64 (p + h, size);
+  nbdp_put32 (p + h + 8, events);
+  nbdp_put32 (p + h + 12, seq);
+  return h + len;
+}
+
+/* The size chunk of a write that grew the export (draft RESIZE,
+ * RZ-AUTO-9): it goes first, flags 0.  Returns its length or 0.
+ */
+static size_t
+growth_chunk (struct conn *c, const struct request *req, void *buf)
+{
+  if (!req->rz_grew)
+    return 0;
+  return reply_resize_chunk (c, req, buf, 0, req->rz_size, req->rz_events,
+                             req->rz_seq);
+}
+
 int
 reply_ok (struct conn *c, const struct request *req)
 {
   unsigned char hdr[NBDP_EXTENDED_REPLY_SIZE];
-  struct iovec iov;
+  unsigned char grow[RESIZE_CHUNK_BUF];
+  struct iovec iov, iov2[2];
+  size_t glen = growth_chunk (c, req, grow);
+
+  if (glen) {
+    iov2[0].iov_base = grow;
+    iov2[0].iov_len = glen;
+    iov2[1].iov_base = hdr;
+    iov2[1].iov_len = reply_chunk_header (c, req, hdr, NBD_REPLY_FLAG_DONE,
+                                          NBD_REPLY_TYPE_NONE, 0);
+    return reply_send (c, req, iov2, 2, "NBD_REPLY_TYPE_RESIZE (growth), "
+                       "NBD_REPLY_TYPE_NONE (DONE)");
+  }
 
   /* Simple replies are allowed with structured replies except for READ;
    * extended headers forbid them.
@@ -138,8 +180,11 @@ reply_error (struct conn *c, const struct request *req, uint32_t err,
 {
   unsigned char hdr[NBDP_EXTENDED_REPLY_SIZE];
   unsigned char payload[4 + 2];
+  unsigned char grow[RESIZE_CHUNK_BUF];
   char msg[256], what[320], b[32];
-  struct iovec iov[3];
+  struct iovec iov[4];
+  size_t glen = growth_chunk (c, req, grow);
+  int k = 0;
   va_list ap;
   int n;
 
@@ -154,21 +199,28 @@ reply_error (struct conn *c, const struct request *req, uint32_t err,
             c->structured ? "NBD_REPLY_TYPE_ERROR (DONE) " : "simple, ",
             nbdp_name_or (nbdp_name_of_error (err), b, sizeof b, err), msg);
 
-  if (!c->structured) {
+  if (!c->structured && !glen) {
     iov[0].iov_len = simple_header (req, hdr, err);
     iov[0].iov_base = hdr;
     return reply_send (c, req, iov, 1, what);
   }
+  /* RZ-AUTO-11: a growth is reported before the error. */
+  if (glen) {
+    iov[k].iov_base = grow;
+    iov[k++].iov_len = glen;
+  }
   nbdp_put32 (payload, err);
   nbdp_put16 (payload + 4, n);
-  iov[0].iov_len = reply_chunk_header (c, req, hdr, NBD_REPLY_FLAG_DONE,
+  iov[k].iov_len = reply_chunk_header (c, req, hdr, NBD_REPLY_FLAG_DONE,
                                        NBD_REPLY_TYPE_ERROR, 6 + n);
-  iov[0].iov_base = hdr;
-  iov[1].iov_base = payload;
-  iov[1].iov_len = 6;
-  iov[2].iov_base = msg;
-  iov[2].iov_len = n;
-  return reply_send (c, req, iov, n ? 3 : 2, what);
+  iov[k++].iov_base = hdr;
+  iov[k].iov_base = payload;
+  iov[k++].iov_len = 6;
+  if (n) {
+    iov[k].iov_base = msg;
+    iov[k++].iov_len = n;
+  }
+  return reply_send (c, req, iov, k, what);
 }
 
 int

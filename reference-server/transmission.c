@@ -78,6 +78,7 @@ recv_request (struct conn *c, struct request *req, struct worker *w)
   if (r.type == NBD_CMD_DISC) {
     /* Read nothing more; the workers finish what is in flight. */
     c->closing = true;
+    c->disc_seen = true;
     return true;
   }
 
@@ -146,6 +147,12 @@ handle_request (struct conn *c, struct request *req, struct worker *w)
                  cmd_name (req->type, b, sizeof b));
     return;
   }
+  /* Draft RESIZE: only where NBD_FLAG_SEND_RESIZE was set (RZ-FLAG-4). */
+  if (req->type == NBD_CMD_RESIZE && !(c->eflags & NBD_FLAG_SEND_RESIZE)) {
+    reply_error (c, req, NBD_EINVAL, "NBD_CMD_RESIZE was not advertised "
+                 "(no NBD_FLAG_SEND_RESIZE)");
+    return;
+  }
 
   /* Flags: FUA on anything once advertised; DF only with structured
    * replies; FAST_ZERO only when advertised; PAYLOAD_LEN only with
@@ -190,10 +197,37 @@ handle_request (struct conn *c, struct request *req, struct worker *w)
     req->count = nbdp_get64 (w->buf);
   }
 
+  /* NBD_CMD_RESIZE takes the size lock itself, exclusively. */
+  if (req->type == NBD_CMD_RESIZE) {
+    cmd->fn (c, req, w);
+    return;
+  }
+
   pthread_rwlock_rdlock (&exp->size_lock);
   if (cmd->ranged) {
-    size = export_size (exp);
-    if (req->offset > size || req->count > size - req->offset) {
+    for (unsigned tries = 0;; tries++) {
+      size = conn_size (c);
+      if (!(req->offset > size || req->count > size - req->offset))
+        break;
+      /* Draft RESIZE automatic growth (section 8): grow, then check
+       * again (a shrink may come in between; bounded retries).
+       */
+      if (c->rz_auto_grow && tries < 4 &&
+          (req->type == NBD_CMD_WRITE || req->type == NBD_CMD_WRITE_ZEROES)) {
+        const char *msg = NULL;
+        uint32_t err;
+
+        pthread_rwlock_unlock (&exp->size_lock);
+        err = resize_grow_for_write (c, req, &msg);
+        if (err) {
+          reply_error (c, req, err, "growing write at offset %" PRIu64
+                       " length %" PRIu64 " (size %" PRIu64 "): %s",
+                       req->offset, req->count, size, msg);
+          return;
+        }
+        pthread_rwlock_rdlock (&exp->size_lock);
+        continue;
+      }
       reply_error (c, req, cmd->range_error, "offset %" PRIu64 " length %"
                    PRIu64 " is beyond the export size %" PRIu64,
                    req->offset, req->count, size);
@@ -234,6 +268,7 @@ run_worker (struct conn *c)
       break;
     }
     handle_request (c, &req, &w);
+    resize_after_reply (c, &req);
   }
   worker_free (&w);
 }
@@ -277,6 +312,7 @@ transmission_run (struct conn *c)
   pthread_attr_destroy (&attr);
 
   /* This thread is a worker too. */
+  resize_conn_start (c);        /* normally done by the handshake */
   run_worker (c);
   for (unsigned i = 0; i < started; i++)
     pthread_join (threads[i], NULL);
