@@ -88,6 +88,15 @@ reply_err (struct conn *c, uint32_t opt, uint32_t rep, const char *fmt, ...)
     n = 0;
   if ((size_t) n >= sizeof msg)
     n = sizeof msg - 1;
+  /* Strings SHOULD be at most 256 bytes; never cut a UTF-8 sequence
+   * (names from the wire are echoed in the message).
+   */
+  if (n > 256) {
+    n = 256;
+    while (n > 0 && ((unsigned char) msg[n] & 0xc0) == 0x80)
+      n--;
+    msg[n] = '\0';
+  }
   nbdp_debug ("conn %" PRIu64 ": option error: %s", c->id, msg);
   return send_reply (c, opt, rep, msg, n) == -1 ? OPT_CLOSE : OPT_NEXT;
 }

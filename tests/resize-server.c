@@ -23,6 +23,8 @@
  *   variants       encodings B1 (flag-only), B2 (info-optin), B3 (boolean)
  *   refuse         --visibility=refuse
  *   per-connection the negative per-connection visibility
+ *   switches       replace-subscription, no-unsubscribe, legacy-fallback,
+ *                  capability switches, size-reply off, fill pattern
  *   faults, faults-2  every --fault shows on the wire
  *   concurrency    4 connections of I/O while a 5th resizes 1000 times
  *   fua-restart    FUA set size on the file backend survives a restart
@@ -1716,6 +1718,101 @@ case_faults_2 (void)
   }
 }
 
+static void
+case_switches (void)
+{
+  struct tl_server rp, nu, lf, cap, fp;
+  struct rz *r;
+  struct res res;
+  struct chunk f1, ch;
+  static unsigned char rb[4096];
+
+  /* --second-notify=replace (negative): the old subscription ends with
+   * NONE+DONE, then the new one starts.
+   */
+  START (&rp, "--profile=replace-subscription", "memory", "1M");
+  r = open_all (&rp);
+  f1 = subscribe (r);
+  {
+    uint64_t old = r->sub_cookie;
+    struct nbdp_request req = { .type = NBD_CMD_RESIZE,
+                                .flags = NBD_CMD_FLAG_RESIZE_NOTIFY };
+    struct chunk c1, c2;
+    req.cookie = nbdp_client_next_cookie (r->c);
+    nbdp_client_send_request (r->c, &req, NBDP_LAYOUT_AUTO, NULL, 0);
+    recv_one (r, &c1, NULL, 0, "second subscribe");
+    recv_one (r, &c2, NULL, 0, "second subscribe");
+    EXPECT (c1.cookie == old && c1.type == NBD_REPLY_TYPE_NONE &&
+            c1.flags == NBD_REPLY_FLAG_DONE && c2.cookie == req.cookie &&
+            c2.events == NBD_RESIZE_EV_INITIAL && c2.flags == 0,
+            "replace-subscription: got cookie %" PRIu64 " type %u, then "
+            "cookie %" PRIu64 " events 0x%" PRIx32 "; expected the old one "
+            "ended, the new one started", c1.cookie, c1.type, c2.cookie,
+            c2.events);
+    (void) f1;
+  }
+  rz_close (r);
+  tl_ok ("negative --second-notify=replace: old ends, new starts (breaks "
+         "RZ-SUB-1 on purpose)");
+
+  START (&nu, "--profile=no-unsubscribe", "memory", "1M");
+  r = open_all (&nu);
+  subscribe (r);
+  cmd (r, NBD_CMD_RESIZE, NBD_CMD_FLAG_RESIZE_NOTIFY |
+       NBD_CMD_FLAG_RESIZE_QUERY, 0, 0, NULL, NULL, &res, "unsubscribe");
+  EXPECT (res.error == NBD_EINVAL, "--unsubscribe=off: %s; expected "
+          "NBD_EINVAL (negative, breaks RZ-SUB-10)", ename (res.error));
+  set_size (r, 2 * TL_MIB, 0, &res);
+  EXPECT (next_note (r, 3000, &ch) && ch.size == 2 * TL_MIB,
+          "the subscription did not survive the refused unsubscribe "
+          "(RZ-SUB-15)");
+  rz_close (r);
+  tl_ok ("negative --unsubscribe=off: NBD_EINVAL, subscription kept");
+
+  START (&lf, "--profile=everything", "--legacy-fallback=off", "memory",
+         "1M");
+  r = open_plain (&lf);
+  EXPECT (!(r->eflags & NBD_FLAG_SEND_RESIZE), "--legacy-fallback=off: a "
+          "non-negotiating client got NBD_FLAG_SEND_RESIZE");
+  cmd (r, NBD_CMD_RESIZE, 0, 2 * TL_MIB, 0, NULL, NULL, &res, "resize");
+  EXPECT (res.error == NBD_EINVAL && fresh_size (&lf) == TL_MIB,
+          "NBD_CMD_RESIZE without SEND_RESIZE: %s; expected NBD_EINVAL "
+          "(RZ-FLAG-4)", ename (res.error));
+  rz_close (r);
+  tl_ok ("--legacy-fallback=off: no flag, NBD_CMD_RESIZE fails (RZ-FLAG-4)");
+
+  START (&cap, "--resize=negotiated", "--query=off", "--notify=off",
+         "--resize-shrink=off", "--visibility=connection", "memory", "1M");
+  r = open_all (&cap);
+  EXPECT (r->caps == (NBD_RESIZE_F_GROW | NBD_RESIZE_F_ZERO_FILL |
+                      NBD_RESIZE_F_SIZE_REPLY), "caps 0x%" PRIx32 " with "
+          "query, notify, shrink off and per-connection visibility",
+          r->caps);
+  rz_close (r);
+  tl_ok ("capabilities follow --query, --notify, --resize-shrink, "
+         "--visibility (section 15.1)");
+
+  START (&fp, "--profile=everything", "--zero-fill=unspecified",
+         "--fill-pattern=0x3c", "--size-reply=off", "memory", "1M");
+  {
+    struct rzo o = { .sr = true, .opt = true, .feat = ALL, .list = true };
+    r = rz_open (&fp, &o);
+  }
+  EXPECT (!(r->caps & (NBD_RESIZE_F_SIZE_REPLY | NBD_RESIZE_F_QUERY |
+                       NBD_RESIZE_F_ZERO_FILL)), "caps 0x%" PRIx32
+          " with --size-reply=off --zero-fill=unspecified", r->caps);
+  set_size (r, 2 * TL_MIB, 0, &res);
+  EXPECT (res.error == 0 && res.nresize == 0 && res.ch[0].type ==
+          NBD_REPLY_TYPE_NONE, "set size without SIZE_REPLY under structured"
+          " replies: %s, %d size chunks; expected NONE+DONE (RZ-SET-11)",
+          ename (res.error), res.nresize);
+  cmd (r, NBD_CMD_READ, 0, TL_MIB, 4096, NULL, rb, &res, "read");
+  EXPECT (res.error == 0 && all_eq (rb, 4096, 0x3c), "--fill-pattern=0x3c:"
+          " new bytes are not 0x3c");
+  rz_close (r);
+  tl_ok ("--size-reply=off: NONE+DONE; --fill-pattern=0x3c fills new bytes");
+}
+
 /* ---- Concurrency ---- */
 
 #define CONC_IO 4
@@ -1896,6 +1993,7 @@ static const struct tl_case cases[] = {
   { "variants", case_variants },
   { "refuse", case_refuse },
   { "per-connection", case_per_connection },
+  { "switches", case_switches },
   { "faults", case_faults },
   { "faults-2", case_faults_2 },
   { "concurrency", case_concurrency },
