@@ -4,8 +4,8 @@
 #
 # Adding a suite file needs no edit here: every .c under the suite
 # directories is linked into nbd-conform and registers itself.
-SUITE_DIRS := handshake transmission structured block-status extended \
-              resize client
+SUITE_DIRS := handshake transmission multi-conn structured block-status \
+              extended resize client
 
 LIBSUITE := suites/libsuite.a
 LIBSUITE_SRCS := common/rules.c $(wildcard suites/lib/*.c)

@@ -106,37 +106,6 @@ test_cache (struct nc_ctx *t)
     nc_info (t, "CACHE 0+65536 failed with %s (allowed)", nc_errstr (&r));
 }
 
-static void
-test_disc (struct nc_ctx *t)
-{
-  struct nc_conn *c = nc_open (t, NULL);
-
-  nc_disc (t, c);
-  if (nbdp_client_expect_eof (c->c) == -1)
-    nc_expect (t, false, "sent NBD_CMD_DISC: the server did not close the "
-               "connection (%s)", nbdp_client_error (c->c));
-}
-
-/* DISC right behind a WRITE: the WRITE is still answered, then EOF. */
-static void
-test_disc_inflight (struct nc_ctx *t)
-{
-  struct nc_conn *c = open_needing (t, 0, NULL, true);
-  unsigned char buf[4096] = { 1 };
-  struct nc_result r;
-  uint64_t cookie;
-
-  cookie = nc_send (t, c, NBD_CMD_WRITE, 0, 0, sizeof buf, buf, sizeof buf);
-  nc_disc (t, c);
-  nc_wait (t, c, cookie, NULL, &r);
-  nc_expect (t, r.complete && r.error == 0, "WRITE 0+4096 followed at once "
-             "by NBD_CMD_DISC: the WRITE got %s, expected a successful "
-             "reply before the close", nc_errstr (&r));
-  if (r.io_error == NULL && nbdp_client_expect_eof (c->c) == -1)
-    nc_fail (t, "TX-TERM-1 CMD-DISC-1", "after NBD_CMD_DISC the server did not close "
-             "the connection (%s)", nbdp_client_error (c->c));
-}
-
 static const struct nc_test tests[] = {
   { "flush", "FLAG-TX-2 CMD-FLUSH-1", NBDP_MUST, test_flush,
     "FLUSH succeeds when SEND_FLUSH is advertised" },
@@ -148,9 +117,5 @@ static const struct nc_test tests[] = {
     "WRITE_ZEROES makes the range read back as zero" },
   { "cache", "CMD-CACHE-2 FLAG-TX-2", NBDP_MUST, test_cache,
     "CACHE is answered when SEND_CACHE is advertised" },
-  { "disc", "TX-TERM-1 CMD-DISC-1", NBDP_MUST, test_disc,
-    "NBD_CMD_DISC: the server closes the connection" },
-  { "disc-inflight", "CMD-DISC-1 TX-TERM-1", NBDP_MUST,
-    test_disc_inflight, "NBD_CMD_DISC: outstanding requests are answered" },
 };
 NC_SUITE ("transmission", tests);

@@ -1,49 +1,8 @@
 /* Transmission suite: requests the server must refuse, and the error
- * values it should use.  The session must survive each refusal.
+ * values it should use.  The session must survive each refusal (or, when
+ * the request broke a client MUST, the server may hard-disconnect).
  */
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "conform.h"
-
-/* The connection still works: a small READ at 0 succeeds. */
-static void
-still_alive (struct nc_ctx *t, struct nc_conn *c, const char *after)
-{
-  struct nc_result r;
-  uint64_t len = c->s.export_size < 512 ? c->s.export_size : 512;
-
-  nc_cmd (t, c, NBD_CMD_READ, 0, 0, len, NULL, NULL, &r);
-  if (!r.complete || r.error)
-    nc_should (t, "TX-TERM-10", "after %s, a READ 0+%" PRIu64 " got %s; "
-             "expected the session to continue", after, len, nc_errstr (&r));
-}
-
-/* Judge an error reply: MUST be an error; SHOULD be want. */
-static bool
-expect_error (struct nc_ctx *t, const struct nc_result *r, uint32_t want,
-              const char *what)
-{
-  const char *wn = nbdp_name_of_error (want);
-
-  if (!r->complete) {
-    /* The client broke a MUST, so a hard disconnect is allowed. */
-    nc_should (t, NULL, "%s: no complete reply (%s); expected %s", what,
-               nc_errstr (r), wn);
-    return false;
-  }
-  if (r->error == 0) {
-    nc_expect (t, false, "%s: got success, expected %s", what, wn);
-    return false;
-  }
-  if (r->error != want) {
-    nc_should (t, NULL, "%s: got %s, expected %s", what, nc_errstr (r), wn);
-    return false;
-  }
-  return true;
-}
+#include "txlib.h"
 
 static void
 test_read_past_eof (struct nc_ctx *t)
@@ -56,8 +15,9 @@ test_read_past_eof (struct nc_ctx *t)
   nc_cmd (t, c, NBD_CMD_READ, 0, off, 1024, NULL, NULL, &r);
   snprintf (what, sizeof what, "READ offset %" PRIu64 " length 1024 (export "
             "size %" PRIu64 ")", off, size);
-  expect_error (t, &r, NBD_EINVAL, what);
-  still_alive (t, c, what);
+  tx_refused (t, &r, NBDP_SHOULD, "ERR-3", NBD_EINVAL, 0, "ERR-3",
+              TX_BAD_MUST, what);
+  tx_alive (t, c, TX_BAD_MUST, what);
 }
 
 static void
@@ -72,62 +32,114 @@ test_read_past_eof_structured (struct nc_ctx *t)
   nc_cmd (t, c, NBD_CMD_READ, 0, size, 512, NULL, NULL, &r);
   snprintf (what, sizeof what, "READ offset %" PRIu64 " length 512 at the "
             "end of the export, structured replies", size);
-  expect_error (t, &r, NBD_EINVAL, what);
-  still_alive (t, c, what);
+  tx_refused (t, &r, NBDP_SHOULD, "ERR-3", NBD_EINVAL, 0, "ERR-3",
+              TX_BAD_MUST, what);
+  tx_alive (t, c, TX_BAD_MUST, what);
 }
 
 static void
 test_write_past_eof (struct nc_ctx *t)
 {
-  struct nc_conn *c = nc_open (t, NULL);
-  uint64_t size = c->s.export_size, off = size >= 512 ? size - 512 : 0;
+  struct nc_conn *c = tx_open (t, NULL, 0, NULL, true, 1024);
+  uint64_t size = c->s.export_size, off = size - 512;
   unsigned char buf[1024] = { 0 };
   struct nc_result r;
   char what[128];
 
-  if (c->s.eflags & NBD_FLAG_READ_ONLY)
-    nc_skip (t, "the export is read-only");
   nc_cmd (t, c, NBD_CMD_WRITE, 0, off, sizeof buf, buf, NULL, &r);
   snprintf (what, sizeof what, "WRITE offset %" PRIu64 " length 1024 "
             "(export size %" PRIu64 ")", off, size);
-  expect_error (t, &r, NBD_ENOSPC, what);
-  still_alive (t, c, what);
+  tx_refused (t, &r, NBDP_SHOULD, "ERR-1", NBD_ENOSPC, 0, "ERR-1",
+              TX_BAD_MUST, what);
+  tx_alive (t, c, TX_BAD_MUST, what);
 }
 
+/* An unknown request type: NBD_EINVAL, and the session goes on. */
 static void
-test_write_read_only (struct nc_ctx *t)
+unknown_cmd (struct nc_ctx *t, const struct nc_open_opts *o, uint16_t type)
 {
-  struct nc_open_opts o = { .export_name = t->cfg->ro_export };
-  struct nc_conn *c = nc_open (t, &o);
-  unsigned char buf[512] = { 0 };
+  struct nc_conn *c = nc_open (t, o);
   struct nc_result r;
+  char what[128];
 
-  if (!(c->s.eflags & NBD_FLAG_READ_ONLY)) {
-    if (t->cfg->ro_export == NULL)
-      nc_skip (t, "the export is writable and no --ro-export was given");
-    nc_unsupported (t, "export \"%s\" does not advertise "
-                    "NBD_FLAG_READ_ONLY (flags 0x%04x)", t->cfg->ro_export,
-                    c->s.eflags);
-  }
-  nc_cmd (t, c, NBD_CMD_WRITE, 0, 0, sizeof buf, buf, NULL, &r);
-  if (r.complete && r.error == 0)
-    nc_fail (t, "FLAG-TX-6", "WRITE 0+512 on an export with "
-             "NBD_FLAG_READ_ONLY: got success, expected an error");
-  else
-    expect_error (t, &r, NBD_EPERM, "WRITE 0+512 on a read-only export");
-  still_alive (t, c, "a WRITE on a read-only export");
+  snprintf (what, sizeof what, "request type %u (unknown), offset 0 "
+            "length 0%s", type, o && o->structured ? ", structured replies"
+            : "");
+  nc_cmd (t, c, type, 0, 0, 0, NULL, NULL, &r);
+  tx_refused (t, &r, NBDP_SHOULD, "ERR-7", NBD_EINVAL, 0, "ERR-7",
+              TX_BAD_SHOULD, what);
+  if (o && o->structured && r.complete)
+    nc_info (t, "%s: refused with %s", what, r.simple ? "a simple reply"
+             : "an error chunk");
+  tx_alive (t, c, TX_BAD_SHOULD, what);
 }
 
 static void
 test_unknown_command (struct nc_ctx *t)
 {
-  struct nc_conn *c = nc_open (t, NULL);
+  unknown_cmd (t, NULL, 0x1f);
+}
+
+static void
+test_unknown_command_9 (struct nc_ctx *t)
+{
+  unknown_cmd (t, NULL, 9);
+}
+
+static void
+test_unknown_command_high (struct nc_ctx *t)
+{
+  unknown_cmd (t, NULL, 0xffff);
+}
+
+static void
+test_unknown_command_structured (struct nc_ctx *t)
+{
+  static const struct nc_open_opts o = { .structured = true };
+  unknown_cmd (t, &o, 0x1f);
+}
+
+/* An unknown command between two READs in flight: both READs are
+ * answered with their data.
+ */
+static void
+test_unknown_command_pipelined (struct nc_ctx *t)
+{
+  struct nc_conn *c = tx_open (t, NULL, 0, NULL, true, 8192);
+  unsigned char w[8192], b[4096];
+  uint64_t r1, u, r2;
   struct nc_result r;
 
-  nc_cmd (t, c, 0x1f, 0, 0, 0, NULL, NULL, &r);
-  expect_error (t, &r, NBD_EINVAL, "request type 31 (unknown), offset 0 "
-                "length 0");
-  still_alive (t, c, "an unknown command");
+  tx_pattern (w, sizeof w, 0, 22);
+  tx_write (t, c, 0, sizeof w, w, 0);
+  r1 = nc_send (t, c, NBD_CMD_READ, 0, 0, 4096, NULL, 0);
+  u = nc_send (t, c, 0x1f, 0, 0, 0, NULL, 0);
+  r2 = nc_send (t, c, NBD_CMD_READ, 0, 4096, 4096, NULL, 0);
+  nc_wait (t, c, u, NULL, &r);
+  tx_refused (t, &r, NBDP_SHOULD, "ERR-7", NBD_EINVAL, 0, "ERR-7",
+              TX_BAD_SHOULD, "request type 31 between two READs in flight");
+  for (int i = 0; i < 2; i++) {
+    nc_wait (t, c, i ? r2 : r1, b, &r);
+    if (!tx_ok (t, &r, NBDP_MUST, "CMD-READ-4", TX_BAD_SHOULD, i
+                ? "READ 4096+4096 (behind an unknown command)"
+                : "READ 0+4096 (ahead of an unknown command)"))
+      continue;
+    nc_expect (t, memcmp (b, w + 4096 * i, 4096) == 0, "READ %d+4096 "
+               "around an unknown command: wrong data", 4096 * i);
+  }
+}
+
+static void
+test_write_read_only (struct nc_ctx *t)
+{
+  struct nc_conn *c = tx_open_ro (t, NULL);
+  unsigned char buf[512] = { 0 };
+  struct nc_result r;
+
+  nc_cmd (t, c, NBD_CMD_WRITE, 0, 0, sizeof buf, buf, NULL, &r);
+  tx_refused (t, &r, NBDP_MUST, "FLAG-TX-6", NBD_EPERM, 0, "ERR-4",
+              TX_VALID, "WRITE 0+512 on an export with NBD_FLAG_READ_ONLY");
+  tx_alive (t, c, TX_VALID, "a WRITE on a read-only export");
 }
 
 static void
@@ -138,9 +150,9 @@ test_unknown_flag (struct nc_ctx *t)
   uint64_t len = c->s.export_size < 512 ? c->s.export_size : 512;
 
   nc_cmd (t, c, NBD_CMD_READ, 0x4000, 0, len, NULL, NULL, &r);
-  expect_error (t, &r, NBD_EINVAL, "READ with command flag 0x4000 "
-                "(undefined)");
-  still_alive (t, c, "a READ with an undefined flag");
+  tx_refused (t, &r, NBDP_SHOULD, "ERR-8", NBD_EINVAL, 0, "ERR-8",
+              TX_BAD_MUST, "READ with command flag 0x4000 (undefined)");
+  tx_alive (t, c, TX_BAD_MUST, "a READ with an undefined flag");
 }
 
 static const struct nc_test tests[] = {
@@ -151,10 +163,20 @@ static const struct nc_test tests[] = {
     "READ past the end fails with NBD_EINVAL (structured replies)" },
   { "write-past-eof", "ERR-1", NBDP_SHOULD,
     test_write_past_eof, "WRITE past the end fails with NBD_ENOSPC" },
-  { "write-read-only", "ERR-4 FLAG-TX-6", NBDP_SHOULD,
+  { "write-read-only", "FLAG-TX-6 ERR-4", NBDP_MUST,
     test_write_read_only, "WRITE on a read-only export fails (NBD_EPERM)" },
   { "unknown-command", "ERR-7", NBDP_SHOULD,
     test_unknown_command, "unknown request type fails with NBD_EINVAL" },
+  { "unknown-command-9", "ERR-7", NBDP_SHOULD, test_unknown_command_9,
+    "request type 9 (unassigned) fails with NBD_EINVAL" },
+  { "unknown-command-high", "ERR-7", NBDP_SHOULD, test_unknown_command_high,
+    "request type 65535 fails with NBD_EINVAL" },
+  { "unknown-command-structured", "ERR-7 TX-SIMPLE-2", NBDP_SHOULD,
+    test_unknown_command_structured,
+    "unknown request type fails with NBD_EINVAL (structured replies)" },
+  { "unknown-command-pipelined", "ERR-7 CMD-READ-4", NBDP_SHOULD,
+    test_unknown_command_pipelined,
+    "an unknown command between READs in flight disturbs neither" },
   { "unknown-flag", "ERR-8", NBDP_SHOULD, test_unknown_flag,
     "undefined command flag fails with NBD_EINVAL" },
 };
