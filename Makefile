@@ -6,6 +6,7 @@
 #   make check-asan      the same under ASan+UBSan
 #   make check-valgrind  unit tests and the server under valgrind
 #   make bench           nbdcopy throughput, nbd-refserver vs nbdkit (not in check)
+#   make fuzz            libFuzzer targets, FUZZ_SECONDS each (not in check)
 #   make deps            install missing Debian packages (or print the command)
 
 .DEFAULT_GOAL := all
@@ -43,6 +44,7 @@ include common/module.mk
 -include specs/module.mk
 -include suites/module.mk
 -include harness/module.mk
+-include fuzz/module.mk
 
 all: $(PROGRAMS)
 
@@ -67,7 +69,8 @@ check-asan: deps
 
 check-valgrind: deps
 	$(MAKE) $(PROGRAMS) $(UNIT_TESTS) $(CHECK_PROGRAMS)
-	NBDP_VALGRIND=1 scripts/run-tests.sh $(UNIT_TESTS) $(INTEGRATION_TESTS)
+	NBDP_VALGRIND=1 scripts/run-tests.sh $(UNIT_TESTS) $(INTEGRATION_TESTS) \
+	  scripts/valgrind-refserver.sh
 
 bench: reference-server/nbd-refserver ; scripts/bench.sh
 
