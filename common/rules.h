@@ -132,6 +132,13 @@ struct nbdp_session {
   size_t nr_inflight, cap_inflight;
   uint64_t recent_done[NBDP_RECENT_DONE]; /* cookies completed lately */
   size_t nr_recent;
+
+  /* A chunk type of an extension that the caller judges itself (e.g.
+   * NBD_REPLY_TYPE_RESIZE of nbd-draft.h, by nbd-spy with
+   * rules-resize.h): such chunks skip the type and payload checks here
+   * but still count for the request (DONE, flags, offset).  0: none.
+   */
+  uint16_t ext_chunk_type;
 };
 
 void nbdp_session_init (struct nbdp_session *s);
