@@ -93,6 +93,7 @@ test_bs_whole (struct nc_ctx *t)
   uint64_t len = size > UINT32_MAX ? UINT32_MAX & ~UINT64_C (4095) : size;
   struct ncx_reply *r;
 
+  ncx_need_writable (t, c, 1024 * K + 64 * K);
   free (ncx_write_pattern (t, c, 1024 * K, 64 * K, 1));
   r = ncx_cmd (t, c, NBD_CMD_BLOCK_STATUS, 0, 0, len, NULL);
   if (ncx_check_bs (t, r, NULL))

@@ -68,7 +68,7 @@ test_bs_ext (struct nc_ctx *t)
   struct nc_conn *c = open_ehbs (t, false, &cid);
   struct ncx_reply *r;
 
-  ncx_need_writable (t, c, 1024 * K);
+  ncx_need_writable (t, c, 2048 * K + 4096);  /* the second request */
   fragment (t, c, 4096, 32);
   r = ncx_cmd (t, c, NBD_CMD_BLOCK_STATUS, 0, 4096, 512 * K, NULL);
   if (echoes (t, r) && ncx_check_bs (t, r, NULL))
