@@ -44,6 +44,7 @@ include common/module.mk
 -include specs/module.mk
 -include suites/module.mk
 -include harness/module.mk
+-include harness/spy/module.mk
 -include fuzz/module.mk
 
 all: $(PROGRAMS)
