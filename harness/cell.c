@@ -108,8 +108,8 @@ server_start (struct server_proc *sp, const struct impl_info *server,
               const char *log_path, int deadline_ms, volatile bool *stop,
               int *fd_out, char *msg, size_t msglen)
 {
-  char *tmpl, sizebuf[32], *adapter;
-  char *argv[8];
+  char *tmpl, sizebuf[32], *adapter, *tmp_env;
+  char *argv[8], *envv[2];
   size_t argc = 0;
   int ino = -1, pfd = -1;
   long long deadline = proc_now_ms () + deadline_ms;
@@ -145,7 +145,15 @@ server_start (struct server_proc *sp, const struct impl_info *server,
   if (server->profile)
     argv[argc++] = server->profile;
   argv[argc] = NULL;
-  sp->pid = proc_start (argv, log_path, NULL);
+  /* Whatever the server puts in TMPDIR goes with the scratch directory,
+   * even when it dies without cleaning up (nbdkit's sh plugin, ...).
+   */
+  tmp_env = xasprintf ("TMPDIR=%s/t", sp->scratch);
+  mkdir (tmp_env + 7, 0700);
+  envv[0] = tmp_env;
+  envv[1] = NULL;
+  sp->pid = proc_start (argv, log_path, envv);
+  free (tmp_env);
   free (adapter);
   if (sp->pid == -1) {
     snprintf (msg, msglen, "fork: %s", strerror (errno));
@@ -267,6 +275,7 @@ struct ctx {
   FILE *hlog;                   /* harness log */
   char *evid;                   /* evidence directory (absolute) */
   char *server_log, *client_log, *harness_log;
+  long long t_client0, t_client1, t_verify1;   /* proc_now_ms; 0 unset */
 };
 
 static void __attribute__ ((format (printf, 3, 4)))
@@ -362,14 +371,26 @@ run_driver_and_verify (struct ctx *x, const struct cell_job *job,
                                 adapter, sp->dir);
   char *top_env = xasprintf ("NBD_MATRIX_TOP=%s", job->top);
   char *flags_env = xasprintf ("NBD_MATRIX_FLAGS=%d", x->c->flags);
-  char *envv[] = { resize_env, top_env, flags_env, NULL };
+  char *caps_env = xstrdup ("NBD_MATRIX_SERVER_CAPS=");
+  /* The driver's temporary files, too, live in the scratch directory. */
+  char *tmp_env = xasprintf ("TMPDIR=%s/ct", sp->scratch);
+  char *envv[] = { resize_env, top_env, flags_env, caps_env, tmp_env, NULL };
   char *argv[] = { driver, job->scn->path, sp->uri, NULL };
   pid_t pid;
   int status = 0, w;
   char *why;
 
+  for (size_t i = 0; job->server->caps && job->server->caps[i]; i++) {
+    char *t = xasprintf ("%s%s%s", caps_env, i ? " " : "",
+                         job->server->caps[i]);
+    free (caps_env);
+    caps_env = t;
+  }
+  envv[3] = caps_env;
+  mkdir (tmp_env + 7, 0700);
   fprintf (x->hlog, "client: %s %s '%s' (timeout %d ms)\n", driver,
            job->scn->path, sp->uri, job->timeout_ms);
+  x->t_client0 = proc_now_ms ();
   pid = proc_start (argv, x->client_log, envv);
   if (pid == -1) {
     verdict (x, V_ERROR, "cannot start the client driver: %s",
@@ -377,6 +398,7 @@ run_driver_and_verify (struct ctx *x, const struct cell_job *job,
     goto out;
   }
   w = proc_wait (pid, job->timeout_ms, &status, stop);
+  x->t_client1 = proc_now_ms ();
   if (w != 1) {
     proc_stop_group (pid, 1000, false);
     verdict (x, V_TIMEOUT, "client driver did not finish within %d s%s",
@@ -461,13 +483,21 @@ run_driver_and_verify (struct ctx *x, const struct cell_job *job,
     }
     fprintf (x->hlog, "verify: content matches\n");
   }
+  x->t_verify1 = proc_now_ms ();
   verdict (x, V_PASS, "%s", "");
  out:
+  /* The verify phase: whatever came after the driver (also a failed
+   * check of the server or of the content).
+   */
+  if (x->t_client1 && !x->t_verify1)
+    x->t_verify1 = proc_now_ms ();
   free (driver);
   free (adapter);
   free (resize_env);
   free (top_env);
   free (flags_env);
+  free (caps_env);
+  free (tmp_env);
 }
 
 void
@@ -478,7 +508,7 @@ cell_run (const struct cell_job *job, struct cell *c, volatile bool *stop)
   struct probe_result pr;
   char msg[1024];
   int fd = -1, r;
-  long long t0 = proc_now_ms ();
+  long long t0 = proc_now_ms (), t_ready = 0, t_probed = 0, t_stop0;
   char *scn_safe = safe_name (job->scn->name);
   char *cl_safe = safe_name (job->client->name);
   char *sv_safe = safe_name (job->server->name);
@@ -526,6 +556,7 @@ cell_run (const struct cell_job *job, struct cell *c, volatile bool *stop)
   }
   fprintf (x.hlog, "server: %s listening on %s\n", job->server->name,
            sp.socket);
+  t_ready = proc_now_ms ();
   if (probe_fd (fd, MATRIX_EXPORT, 10000, &pr) == -1) {
     fputs (pr.log, x.hlog);
     verdict (&x, V_ERROR,
@@ -535,6 +566,7 @@ cell_run (const struct cell_job *job, struct cell *c, volatile bool *stop)
     goto done;
   }
   fprintf (x.hlog, "probe: %s", pr.log);
+  t_probed = proc_now_ms ();
   c->flags = pr.flags;
   if (check_flags (&x, job, pr.flags)) {
     bool caps_ok = true;
@@ -548,7 +580,24 @@ cell_run (const struct cell_job *job, struct cell *c, volatile bool *stop)
     if (caps_ok)
       run_driver_and_verify (&x, job, &sp, stop);
   }
+  t_stop0 = proc_now_ms ();
   server_stop (&sp);
+  {
+    /* Phases that did not happen take no time. */
+    long long t_c1 = x.t_client1 ? x.t_client1 : t_probed;
+    long long t_c0 = x.t_client0 ? x.t_client0 : t_probed;
+    long long t_v1 = x.t_verify1 ? x.t_verify1 : t_c1;
+    long long t_end = proc_now_ms ();
+    c->has_phases = true;
+    c->t_start = (double) (t_ready - t0) / 1000.0;
+    c->t_probe = (double) (t_c0 - t_ready) / 1000.0;
+    c->t_client = (double) (t_c1 - t_c0) / 1000.0;
+    c->t_verify = (double) (t_v1 - t_c1) / 1000.0;
+    c->t_stop = (double) (t_end - t_stop0) / 1000.0;
+    fprintf (x.hlog, "phases: start %.3f s, probe %.3f s, client %.3f s, "
+             "verify %.3f s, stop %.3f s\n", c->t_start, c->t_probe,
+             c->t_client, c->t_verify, c->t_stop);
+  }
 
  done:
   c->seconds = (double) (proc_now_ms () - t0) / 1000.0;

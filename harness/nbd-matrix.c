@@ -5,12 +5,14 @@
  *   nbd-matrix merge --out DIR RESULTS...
  *   nbd-matrix diff OLD NEW        exit 1 only if a cell's verdict changed
  *   nbd-matrix report DIR          rewrite the reports from DIR/results.json
+ *   nbd-matrix baseline --out FILE RUN   the stable form of a run
  *
  * Each cell runs in its own process (a child subreaper), -j of them at a
  * time; results come back as JSON and are merged into one model, from
  * which every output is written.  Exit status of a run: 0 when no cell is
- * FAIL, XPASS, TIMEOUT or ERROR (with --baseline: when no verdict changed
- * against the baseline), 1 otherwise, 2 when the run itself broke.
+ * FAIL, XPASS, TIMEOUT or ERROR (with --baseline: when no verdict
+ * regressed against the baseline, see compare_baseline), 1 otherwise, 2
+ * when the run itself broke.
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -81,6 +83,7 @@ struct options {
   char *baseline;
   bool list;
   bool no_probe;
+  bool jobs_set;
 };
 
 static void
@@ -88,21 +91,25 @@ usage (FILE *fp)
 {
   fprintf (fp,
 "usage: nbd-matrix [run] [OPTIONS]\n"
-"       nbd-matrix merge --out DIR RESULTS.json|DIR ...\n"
+"       nbd-matrix merge --out DIR [--baseline FILE] RESULTS.json|DIR ...\n"
 "       nbd-matrix diff OLD NEW        (results.json files or run directories)\n"
 "       nbd-matrix report DIR\n"
+"       nbd-matrix baseline --out FILE RUN  (the stable form committed as\n"
+"                                            results/baseline.json)\n"
 "\n"
 "  --servers GLOB[,GLOB]     server adapters (harness/servers), e.g. 'nbdkit-*'\n"
 "  --clients GLOB[,GLOB]     client drivers (harness/clients)\n"
 "  --scenarios GLOB[,GLOB]   scenarios (harness/scenarios/NAME.scn)\n"
-"  -j, --jobs N              cells run in parallel (default 1)\n"
+"  -j, --jobs N              cells run in parallel (default: online CPUs)\n"
 "  --shard K/N               run only the K-th of N shares of the cells\n"
 "  --timeout S               per-cell deadline of the client driver (default %d)\n"
 "  --out DIR                 run directory (default results/runs/matrix-TIME)\n"
-"  --baseline FILE           compare verdicts with an earlier results.json;\n"
-"                            the run fails only on changed verdicts\n"
+"  --baseline FILE           compare verdicts with an earlier results.json or\n"
+"                            results/baseline.json; print what changed; the\n"
+"                            run fails only on regressions (a new FAIL, XPASS,\n"
+"                            TIMEOUT or ERROR, or a PASS lost)\n"
 "  --expect FILE             known deviations (default results/expectations/\n"
-"                            matrix.txt, else harness/expectations.txt)\n"
+"                            matrix.txt)\n"
 "  --servers-dir, --clients-dir, --scenarios-dir DIR   other adapter dirs\n"
 "  --list                    print the implementations and cells, run nothing\n"
 "  --no-probe                do not probe servers up front\n"
@@ -238,11 +245,15 @@ static struct expectation *expectations;
 static size_t nr_expectations;
 
 static int
-load_expectations (const char *path, bool required)
+load_expectations (const char *path, bool required, const char *top)
 {
   FILE *fp = fopen (path, "r");
   char line[2048];
   unsigned lineno = 0;
+  size_t tl = strlen (top);
+  /* Entries cite FILE:LINE relative to the project when inside it. */
+  const char *shown = strncmp (path, top, tl) == 0 && path[tl] == '/'
+                      ? path + tl + 1 : path;
 
   if (!fp) {
     if (!required)
@@ -277,7 +288,7 @@ load_expectations (const char *path, bool required)
     rest += strspn (rest, " \t");
     expectations[nr_expectations++] = (struct expectation) {
       xstrdup (w[0]), xstrdup (w[1]), xstrdup (w[2]),
-      xasprintf ("%s (%s:%u)", rest, path, lineno),
+      xasprintf ("%s (%s:%u)", rest, shown, lineno),
     };
   }
   fclose (fp);
@@ -746,13 +757,121 @@ cmd_diff (int argc, char **argv)
   return changed ? 1 : 0;
 }
 
+/* Plan order of a cell (scenario, server, client: their indices in the
+ * run's lists), so that a merged run writes the same baseline as an
+ * unsharded one.
+ */
+static const struct run *sort_run;
+
+static size_t
+impl_index (const struct run *run, const char *kind, const char *name)
+{
+  for (size_t i = 0; i < run->nr_impls; i++)
+    if (strcmp (run->impls[i].kind, kind) == 0 &&
+        strcmp (run->impls[i].name, name) == 0)
+      return i;
+  return SIZE_MAX;
+}
+
+static size_t
+scenario_index (const struct run *run, const char *name)
+{
+  for (size_t i = 0; i < run->nr_scenarios; i++)
+    if (strcmp (run->scenarios[i].name, name) == 0)
+      return i;
+  return SIZE_MAX;
+}
+
+static int
+cmp_plan_order (const void *pa, const void *pb)
+{
+  const struct cell *a = pa, *b = pb;
+  size_t ka[3] = {
+    scenario_index (sort_run, a->scenario),
+    impl_index (sort_run, "server", a->server),
+    impl_index (sort_run, "client", a->client),
+  };
+  size_t kb[3] = {
+    scenario_index (sort_run, b->scenario),
+    impl_index (sort_run, "server", b->server),
+    impl_index (sort_run, "client", b->client),
+  };
+  int r;
+
+  for (int i = 0; i < 3; i++)
+    if (ka[i] != kb[i])
+      return ka[i] < kb[i] ? -1 : 1;
+  if ((r = strcmp (a->scenario, b->scenario)) != 0 ||
+      (r = strcmp (a->server, b->server)) != 0)
+    return r;
+  return strcmp (a->client, b->client);
+}
+
+static int
+cmd_baseline (int argc, char **argv)
+{
+  struct run run;
+  const char *out = NULL;
+  char err[512], *path, *top;
+  int i, r;
+
+  for (i = 1; i < argc; i++) {
+    if (strcmp (argv[i], "--out") == 0 && i + 1 < argc)
+      out = argv[++i];
+    else if (strncmp (argv[i], "--out=", 6) == 0)
+      out = argv[i] + 6;
+    else
+      break;
+  }
+  if (!out || i + 1 != argc) {
+    fprintf (stderr, "usage: nbd-matrix baseline --out FILE RUN\n");
+    return EXIT_BROKEN;
+  }
+  path = results_path (argv[i]);
+  if (results_read_json (&run, path, err, sizeof err) == -1) {
+    fprintf (stderr, "nbd-matrix: %s\n", err);
+    free (path);
+    return EXIT_BROKEN;
+  }
+  free (path);
+  if (run.shard) {
+    fprintf (stderr, "nbd-matrix: %s is one shard (%s): merge the shards "
+             "first\n", argv[i], run.shard);
+    run_free (&run);
+    return EXIT_BROKEN;
+  }
+  sort_run = &run;
+  if (run.nr_cells)
+    qsort (run.cells, run.nr_cells, sizeof *run.cells, cmp_plan_order);
+  top = find_top ();
+  r = results_write_baseline (&run, out, top);
+  if (r == -1)
+    fprintf (stderr, "nbd-matrix: %s: %s\n", out, strerror (errno));
+  else {
+    size_t counts[NR_VERDICTS];
+    run_count (&run, counts);
+    printf ("baseline: %zu cells into %s:", run.nr_cells, out);
+    for (int v = 0; v < NR_VERDICTS; v++)
+      printf (" %s %zu", verdict_name (v), counts[v]);
+    printf ("\n");
+  }
+  free (top);
+  run_free (&run);
+  return r == 0 ? 0 : EXIT_BROKEN;
+}
+
+static int compare_baseline (const char *path, const struct run *run,
+                             bool selection);
+
 static int
 cmd_merge (int argc, char **argv)
 {
   struct run out;
-  const char *dir = NULL;
+  const char *dir = NULL, *baseline = NULL;
   char err[512];
-  int i, r;
+  int i, r, status, shard_n = 0;
+  bool *shard_seen = NULL;
+  size_t counts[NR_VERDICTS];
 
   run_init (&out);
   for (i = 1; i < argc; i++) {
@@ -760,11 +879,16 @@ cmd_merge (int argc, char **argv)
       dir = argv[++i];
     else if (strncmp (argv[i], "--out=", 6) == 0)
       dir = argv[i] + 6;
+    else if (strcmp (argv[i], "--baseline") == 0 && i + 1 < argc)
+      baseline = argv[++i];
+    else if (strncmp (argv[i], "--baseline=", 11) == 0)
+      baseline = argv[i] + 11;
     else
       break;
   }
   if (!dir || i >= argc) {
-    fprintf (stderr, "usage: nbd-matrix merge --out DIR RESULTS...\n");
+    fprintf (stderr, "usage: nbd-matrix merge --out DIR [--baseline FILE] "
+             "RESULTS...\n");
     return EXIT_BROKEN;
   }
   if (mkdir_p (dir) == -1) {
@@ -777,9 +901,29 @@ cmd_merge (int argc, char **argv)
     char *base = realpath (path, NULL), *outabs = realpath (dir, NULL);
     if (results_read_json (&in, path, err, sizeof err) == -1) {
       fprintf (stderr, "nbd-matrix: %s\n", err);
-      free (path); free (base); free (outabs);
+      free (path); free (base); free (outabs); free (shard_seen);
       run_free (&out);
       return EXIT_BROKEN;
+    }
+    /* Shards K/N: all of one N, each K once (checked below). */
+    if (in.shard) {
+      int k, n;
+      if (sscanf (in.shard, "%d/%d", &k, &n) != 2 || k < 1 || k > n ||
+          (shard_n && n != shard_n) || (shard_seen && shard_seen[k - 1])) {
+        fprintf (stderr, "nbd-matrix: merge: %s is shard %s, which does not "
+                 "fit the other inputs\n", argv[i], in.shard);
+        free (path); free (base); free (outabs); free (shard_seen);
+        run_free (&in);
+        run_free (&out);
+        return EXIT_BROKEN;
+      }
+      if (!shard_seen) {
+        shard_n = n;
+        shard_seen = calloc ((size_t) n, sizeof *shard_seen);
+        if (!shard_seen)
+          abort ();
+      }
+      shard_seen[k - 1] = true;
     }
     /* Evidence paths are relative to the input's directory: make them
      * absolute unless the input lives in the output directory.
@@ -807,22 +951,140 @@ cmd_merge (int argc, char **argv)
     free (base);
     free (outabs);
   }
+  for (int k = 0; k < shard_n; k++)
+    if (!shard_seen[k]) {
+      fprintf (stderr, "nbd-matrix: merge: shard %d/%d is missing: its cells "
+               "would be missing from the matrix\n", k + 1, shard_n);
+      free (shard_seen);
+      run_free (&out);
+      return EXIT_BROKEN;
+    }
+  free (shard_seen);
   free (out.shard);
   out.shard = NULL;
   free (out.command);
   out.command = xstrdup ("nbd-matrix merge");
   r = report_all (&out, dir);
-  {
-    size_t counts[NR_VERDICTS];
-    run_count (&out, counts);
-    printf ("merged %zu cells into %s:", out.nr_cells, dir);
-    for (int v = 0; v < NR_VERDICTS; v++)
-      if (counts[v])
-        printf (" %s %zu", verdict_name (v), counts[v]);
-    printf ("\n");
+  run_count (&out, counts);
+  status = r == 0 ? 0 : EXIT_BROKEN;
+  if (status == 0 && baseline) {
+    int c = compare_baseline (baseline, &out, false);
+    status = c < 0 ? EXIT_BROKEN : c > 0 ? 1 : 0;
   }
+  else if (status == 0)
+    status = counts[V_FAIL] + counts[V_XPASS] + counts[V_TIMEOUT] +
+             counts[V_ERROR] ? 1 : 0;
+  printf ("merged %zu cells into %s:", out.nr_cells, dir);
+  for (int v = 0; v < NR_VERDICTS; v++)
+    if (counts[v])
+      printf (" %s %zu", verdict_name (v), counts[v]);
+  printf ("\nsummary:");
+  for (int v = 0; v < NR_VERDICTS; v++)
+    printf (" %s %zu", verdict_name (v), counts[v]);
+  printf (" (%zu cells)\nresults: %s/index.html\n", out.nr_cells, dir);
   run_free (&out);
-  return r == 0 ? 0 : EXIT_BROKEN;
+  return status;
+}
+
+/* ---- comparing with a baseline ---- */
+
+/* What a verdict change means for `make matrix`:
+ *   regressed  the new verdict is FAIL, XPASS, TIMEOUT or ERROR and was
+ *              not that before (also a new cell with such a verdict), or
+ *              a PASS became anything else (XFAIL, UNSUPPORTED, SKIP:
+ *              coverage lost);
+ *   improved   a bad verdict became a good one, or anything became PASS;
+ *   changed    the rest (UNSUPPORTED <-> SKIP, UNSUPPORTED -> XFAIL ...).
+ * Only regressions fail the run.
+ */
+enum change { CH_SAME, CH_REGRESSED, CH_IMPROVED, CH_CHANGED };
+
+static enum change
+classify_change (int old, enum verdict nv)
+{
+  if (old == (int) nv)
+    return CH_SAME;
+  if (verdict_is_bad (nv))
+    return CH_REGRESSED;
+  if (old == V_PASS)
+    return CH_REGRESSED;
+  if (old >= 0 && (verdict_is_bad ((enum verdict) old) || nv == V_PASS))
+    return CH_IMPROVED;
+  return CH_CHANGED;
+}
+
+/* Print every verdict that differs from the baseline, one line each, and
+ * a count line.  Returns the number of regressions, or -1 if the baseline
+ * cannot be read.  With selection (globs or --shard), baseline cells the
+ * run did not plan are only counted, not listed.
+ */
+static int
+compare_baseline (const char *path, const struct run *run, bool selection)
+{
+  struct run base;
+  char err[512];
+  size_t n[4] = { 0 }, added = 0, not_run = 0;
+  static const char *const label[4] = {
+    [CH_REGRESSED] = "regressed", [CH_IMPROVED] = "improved ",
+    [CH_CHANGED] = "changed  ",
+  };
+
+  if (results_read_json (&base, path, err, sizeof err) == -1) {
+    fprintf (stderr, "nbd-matrix: baseline: %s\n", err);
+    return -1;
+  }
+  printf ("baseline: comparing verdicts with %s (%zu cells)\n", path,
+          base.nr_cells);
+  for (size_t i = 0; i < run->nr_cells; i++) {
+    const struct cell *nc = &run->cells[i];
+    const struct cell *oc = run_find_cell (&base, nc->client, nc->server,
+                                           nc->scenario);
+    enum change ch = classify_change (oc ? (int) oc->verdict : -1,
+                                      nc->verdict);
+    const char *why = nc->reason && *nc->reason ? nc->reason : NULL;
+    if (ch == CH_SAME)
+      continue;
+    if (!oc && ch != CH_REGRESSED) {
+      printf ("added     %s/%s/%s: %s (not in the baseline)\n", nc->client,
+              nc->server, nc->scenario, verdict_name (nc->verdict));
+      added++;
+      continue;
+    }
+    printf ("%s %s/%s/%s: %s -> %s%s%s\n", label[ch], nc->client,
+            nc->server, nc->scenario,
+            oc ? verdict_name (oc->verdict) : "(new)",
+            verdict_name (nc->verdict), why ? ": " : "", why ? why : "");
+    n[ch]++;
+  }
+  for (size_t i = 0; i < base.nr_cells; i++) {
+    const struct cell *oc = &base.cells[i];
+    if (run_find_cell (run, oc->client, oc->server, oc->scenario))
+      continue;
+    if (!selection)
+      printf ("not run   %s/%s/%s: was %s\n", oc->client, oc->server,
+              oc->scenario, verdict_name (oc->verdict));
+    not_run++;
+  }
+  /* Versions explain changes. */
+  for (size_t i = 0; i < run->nr_impls; i++) {
+    const struct impl_info *ni = &run->impls[i];
+    const struct impl_info *oi = run_find_impl (&base, ni->kind, ni->name);
+    if (oi && (oi->version || ni->version) &&
+        (!oi->version || !ni->version || strcmp (oi->version, ni->version)))
+      printf ("version   %s: %s -> %s\n", ni->name,
+              oi->version ? oi->version : "(none)",
+              ni->version ? ni->version : "(none)");
+  }
+  printf ("baseline: %zu regressed, %zu improved, %zu changed, %zu added, "
+          "%zu not run%s\n", n[CH_REGRESSED], n[CH_IMPROVED], n[CH_CHANGED],
+          added, not_run,
+          n[CH_REGRESSED] + n[CH_IMPROVED] + n[CH_CHANGED] + added
+          ? "" : " (no verdict changed)");
+  if (n[CH_IMPROVED] + n[CH_CHANGED] + added)
+    printf ("baseline: update it with `make matrix-baseline` when the "
+            "changes are intended\n");
+  run_free (&base);
+  return (int) (n[CH_REGRESSED] > 1000000 ? 1000000 : n[CH_REGRESSED]);
 }
 
 /* ---- run ---- */
@@ -917,6 +1179,7 @@ cmd_run (int argc, char **argv)
   char *top, *run_dir, *sdir, *cdir, *xdir, *tmp_root, *cmdline;
   const char *tmpenv = getenv ("TMPDIR");
   int c, status = 0;
+  long long t_run0;
 
   while ((c = getopt_long (argc, argv, "j:hV", long_opts, NULL)) != -1) {
     switch (c) {
@@ -928,6 +1191,7 @@ cmd_run (int argc, char **argv)
         fprintf (stderr, "nbd-matrix: -j %s: expected 1..64\n", optarg);
         return EXIT_BROKEN;
       }
+      o.jobs_set = true;
       break;
     case 'k': {
       char *slash = strchr (optarg, '/');
@@ -969,6 +1233,10 @@ cmd_run (int argc, char **argv)
     usage (stderr);
     return EXIT_BROKEN;
   }
+  if (!o.jobs_set) {
+    long n = sysconf (_SC_NPROCESSORS_ONLN);
+    o.jobs = n < 1 ? 1 : n > 64 ? 64 : (int) n;
+  }
 
   top = find_top ();
   if (!top) {
@@ -994,16 +1262,14 @@ cmd_run (int argc, char **argv)
   /* Expectations. */
   if (o.expect_files) {
     for (size_t i = 0; o.expect_files[i]; i++)
-      if (load_expectations (o.expect_files[i], true) == -1)
+      if (load_expectations (o.expect_files[i], true, top) == -1)
         return EXIT_BROKEN;
   }
   else {
     char *p1 = xasprintf ("%s/results/expectations/matrix.txt", top);
-    char *p2 = xasprintf ("%s/harness/expectations.txt", top);
-    if (load_expectations (access (p1, R_OK) == 0 ? p1 : p2, false) == -1)
+    if (load_expectations (p1, false, top) == -1)
       return EXIT_BROKEN;
     free (p1);
-    free (p2);
   }
 
   if (load_scenarios (xdir, o.scenarios, &scns, &nscn) == -1)
@@ -1133,6 +1399,7 @@ cmd_run (int argc, char **argv)
           o.timeout, run_dir);
   fflush (stdout);
 
+  t_run0 = proc_now_ms ();
   if (run_cells (&run, plan, nplan, &o, top, run_dir, tmp_root) == -1)
     status = EXIT_BROKEN;
   proc_sweep_descendants ();
@@ -1142,42 +1409,32 @@ cmd_run (int argc, char **argv)
   if (report_all (&run, run_dir) == -1)
     status = EXIT_BROKEN;
   run_count (&run, counts);
+  if (status == 0 && o.baseline) {
+    bool selection = o.servers || o.clients || o.scenarios || o.shard_n;
+    int r = compare_baseline (o.baseline, &run, selection);
+    status = r < 0 ? EXIT_BROKEN : r > 0 ? 1 : 0;
+  }
+  else if (status == 0)
+    status = counts[V_FAIL] + counts[V_XPASS] + counts[V_TIMEOUT] +
+             counts[V_ERROR] ? 1 : 0;
+  /* The summary and the report come last, where a reader looks. */
   printf ("summary:");
   for (int v = 0; v < NR_VERDICTS; v++)
     printf (" %s %zu", verdict_name (v), counts[v]);
-  printf (" (%zu cells)\nresults: %s/index.html\n", run.nr_cells, run_dir);
-
-  if (status == 0) {
-    if (o.baseline) {
-      struct run base;
-      char err[512];
-      size_t changed = 0;
-      if (results_read_json (&base, o.baseline, err, sizeof err) == -1) {
-        fprintf (stderr, "nbd-matrix: baseline: %s\n", err);
-        status = EXIT_BROKEN;
-      }
-      else {
-        for (size_t i = 0; i < run.nr_cells; i++) {
-          const struct cell *nc = &run.cells[i];
-          const struct cell *oc = run_find_cell (&base, nc->client, nc->server,
-                                                 nc->scenario);
-          if ((oc && oc->verdict != nc->verdict) ||
-              (!oc && verdict_is_bad (nc->verdict))) {
-            printf ("baseline: %s/%s/%s: %s -> %s\n", nc->client, nc->server,
-                    nc->scenario, oc ? verdict_name (oc->verdict) : "(new)",
-                    verdict_name (nc->verdict));
-            changed++;
-          }
-        }
-        printf ("baseline: %zu verdict%s changed\n", changed,
-                changed == 1 ? "" : "s");
-        status = changed ? 1 : 0;
-        run_free (&base);
-      }
-    }
-    else
-      status = counts[V_FAIL] + counts[V_XPASS] + counts[V_TIMEOUT] +
-               counts[V_ERROR] ? 1 : 0;
+  {
+    long long ms = proc_now_ms () - t_run0;
+    printf (" (%zu cells, %lld.%lld s, -j %d)\nresults: %s/index.html\n",
+            run.nr_cells, ms / 1000, ms % 1000 / 100, o.jobs, run_dir);
+  }
+  if (!o.out) {
+    /* results/runs/latest: the newest run of the default place. */
+    char *link = xasprintf ("%s/results/runs/latest", top);
+    char *target = strrchr (run_dir, '/');
+    unlink (link);
+    if (target && symlink (target + 1, link) == -1)
+      fprintf (stderr, "nbd-matrix: symlink %s: %s\n", link,
+               strerror (errno));
+    free (link);
   }
   if (stop_flag) {
     fprintf (stderr, "nbd-matrix: interrupted; partial results written\n");
@@ -1221,6 +1478,8 @@ main (int argc, char **argv)
     return cmd_merge (argc - 1, argv + 1);
   if (argc > 1 && strcmp (argv[1], "diff") == 0)
     return cmd_diff (argc - 1, argv + 1);
+  if (argc > 1 && strcmp (argv[1], "baseline") == 0)
+    return cmd_baseline (argc - 1, argv + 1);
   if (argc > 1 && strcmp (argv[1], "report") == 0)
     return cmd_report (argc - 1, argv + 1);
   if (argc > 1 && strcmp (argv[1], "run") == 0)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -326,6 +327,12 @@ cell_to_json (const struct cell *c)
   json_object_set_new (o, "reason", jstr (c->reason ? c->reason : ""));
   json_object_set_new (o, "expectation", jstr (c->expectation));
   json_object_set_new (o, "seconds", json_real (c->seconds));
+  json_object_set_new (o, "phases", c->has_phases
+                       ? json_pack ("{s:f,s:f,s:f,s:f,s:f}",
+                                    "start", c->t_start, "probe", c->t_probe,
+                                    "client", c->t_client,
+                                    "verify", c->t_verify, "stop", c->t_stop)
+                       : json_null ());
   json_object_set_new (o, "flags", c->flags >= 0 ? json_integer (c->flags)
                                                  : json_null ());
   json_object_set_new (o, "reproducer", jstr (c->reproducer));
@@ -418,6 +425,156 @@ results_write_json (const struct run *run, const char *path)
   return dump (o, path);
 }
 
+/* ---- the baseline: a stable subset, one element a line ---- */
+
+/* s with every "TOP/" made relative and a lone TOP made "."; NULL stays
+ * NULL.
+ */
+static char *
+strip_top (const char *s, const char *top)
+{
+  size_t tl = top ? strlen (top) : 0;
+  char *r, *w;
+
+  if (!s)
+    return NULL;
+  r = xstrdup (s);
+  if (tl == 0)
+    return r;
+  w = r;
+  while (*s) {
+    if (strncmp (s, top, tl) == 0 && (s[tl] == '/' || s[tl] == '\0' ||
+                                      s[tl] == '\'' || s[tl] == ' ')) {
+      s += tl;
+      if (*s == '/')
+        s++;
+      else
+        *w++ = '.';
+      continue;
+    }
+    *w++ = *s++;
+  }
+  *w = '\0';
+  return r;
+}
+
+static json_t *
+jstrip (const char *s, const char *top)
+{
+  char *t = strip_top (s, top);
+  json_t *j = jstr (t);
+
+  free (t);
+  return j;
+}
+
+/* One compact line; false on error. */
+static bool
+put_line (FILE *fp, json_t *o, bool last)
+{
+  char *t = json_dumps (o, JSON_COMPACT | JSON_SORT_KEYS);
+  bool ok = t != NULL;
+
+  json_decref (o);
+  if (ok)
+    fprintf (fp, "  %s%s\n", t, last ? "" : ",");
+  free (t);
+  return ok;
+}
+
+int
+results_write_baseline (const struct run *run, const char *path,
+                        const char *top)
+{
+  char *tmp = xasprintf ("%s.tmp", path);
+  FILE *fp = fopen (tmp, "w");
+  size_t counts[NR_VERDICTS];
+  bool ok = true;
+  json_t *o;
+  char *t;
+
+  if (!fp) {
+    free (tmp);
+    return -1;
+  }
+  /* Top-level keys in sorted order, as results_write_json writes them. */
+  fprintf (fp, "{\n \"baseline\": true,\n \"cells\": [\n");
+  for (size_t i = 0; ok && i < run->nr_cells; i++) {
+    const struct cell *c = &run->cells[i];
+    o = json_object ();
+    json_object_set_new (o, "id", json_sprintf ("%s/%s/%s", c->client,
+                                                c->server, c->scenario));
+    json_object_set_new (o, "client", jstr (c->client));
+    json_object_set_new (o, "server", jstr (c->server));
+    json_object_set_new (o, "scenario", jstr (c->scenario));
+    json_object_set_new (o, "verdict",
+                         json_string (verdict_name (c->verdict)));
+    json_object_set_new (o, "reason", jstrip (c->reason ? c->reason : "", top));
+    json_object_set_new (o, "expectation", jstrip (c->expectation, top));
+    json_object_set_new (o, "flags", c->flags >= 0 ? json_integer (c->flags)
+                                                   : json_null ());
+    ok = put_line (fp, o, i + 1 == run->nr_cells);
+  }
+  run_count (run, counts);
+  o = json_object ();
+  for (int v = 0; v < NR_VERDICTS; v++)
+    json_object_set_new (o, verdict_name (v),
+                         json_integer ((json_int_t) counts[v]));
+  t = json_dumps (o, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref (o);
+  ok = ok && t;
+  fprintf (fp, " ],\n \"counts\": %s,\n \"implementations\": [\n",
+           t ? t : "{}");
+  free (t);
+  for (size_t i = 0; ok && i < run->nr_impls; i++) {
+    const struct impl_info *im = &run->impls[i];
+    o = json_object ();
+    json_object_set_new (o, "name", jstr (im->name));
+    json_object_set_new (o, "kind", jstr (im->kind));
+    json_object_set_new (o, "adapter", jstrip (im->adapter, top));
+    json_object_set_new (o, "profile", jstr (im->profile));
+    json_object_set_new (o, "available", json_boolean (im->available));
+    json_object_set_new (o, "version", jstr (im->version));
+    json_object_set_new (o, "skip_reason", jstrip (im->skip_reason, top));
+    if (strcmp (im->kind, "server") == 0) {
+      json_object_set_new (o, "caps", jstrv (im->caps));
+      json_object_set_new (o, "probe_flags", im->probe_flags >= 0 ?
+                           json_integer (im->probe_flags) : json_null ());
+    }
+    else
+      json_object_set_new (o, "steps", im->steps ? jstrv (im->steps)
+                                                 : json_null ());
+    ok = put_line (fp, o, i + 1 == run->nr_impls);
+  }
+  fprintf (fp, " ],\n \"scenarios\": [\n");
+  for (size_t i = 0; ok && i < run->nr_scenarios; i++) {
+    const struct scenario_info *sc = &run->scenarios[i];
+    o = json_pack ("{s:o,s:o,s:o,s:o}", "name", jstr (sc->name),
+                   "summary", jstr (sc->summary),
+                   "path", jstrip (sc->path, top),
+                   "requirements", jstrv (sc->requirements));
+    ok = put_line (fp, o, i + 1 == run->nr_scenarios);
+  }
+  fprintf (fp, " ],\n \"schema\": \"%s\",\n \"timeout\": %g,\n"
+           " \"tool_version\": ", SCHEMA, run->timeout);
+  o = jstr (run->tool_version);
+  t = json_dumps (o, JSON_ENCODE_ANY);
+  json_decref (o);
+  fprintf (fp, "%s\n}\n", t ? t : "null");
+  free (t);
+  if (fclose (fp) == EOF)
+    ok = false;
+  if (ok && rename (tmp, path) == -1)
+    ok = false;
+  if (!ok) {
+    int e = errno ? errno : EIO;
+    unlink (tmp);
+    errno = e;
+  }
+  free (tmp);
+  return ok ? 0 : -1;
+}
+
 int
 cell_write_json (const struct cell *c, const char *path)
 {
@@ -498,6 +655,15 @@ cell_from_json (json_t *o, struct cell *c, char *err, size_t errlen)
   c->seconds = json_is_number (v) ? json_number_value (v) : 0;
   v = json_object_get (o, "flags");
   c->flags = json_is_integer (v) ? (int) json_integer_value (v) : -1;
+  v = json_object_get (o, "phases");
+  if (json_is_object (v)) {
+    c->has_phases = true;
+    c->t_start = json_number_value (json_object_get (v, "start"));
+    c->t_probe = json_number_value (json_object_get (v, "probe"));
+    c->t_client = json_number_value (json_object_get (v, "client"));
+    c->t_verify = json_number_value (json_object_get (v, "verify"));
+    c->t_stop = json_number_value (json_object_get (v, "stop"));
+  }
   logs = json_object_get (o, "logs");
   if (json_is_object (logs) &&
       (get_str (logs, "server", &c->server_log, false, err, errlen) == -1 ||

@@ -57,6 +57,13 @@ struct cell {
   char *reason;                 /* one line; empty for a plain PASS */
   char *expectation;            /* XFAIL/XPASS: the listed reason */
   double seconds;
+  /* Where a cell that ran spent its time, in seconds (has_phases false
+   * for cells decided without running): the server adapter's start until
+   * its socket accepted a connection, the harness's probe, the client
+   * driver, the content check, and stopping the server group.
+   */
+  bool has_phases;
+  double t_start, t_probe, t_client, t_verify, t_stop;
   int flags;                    /* transmission flags the cell saw, -1 */
   char *server_log;             /* text (tail), may be NULL */
   char *client_log;
@@ -102,6 +109,13 @@ void run_count (const struct run *run, size_t counts[NR_VERDICTS]);
 
 /* JSON I/O.  Write: 0 or -1 (errno).  Read: 0, or -1 with a message. */
 int results_write_json (const struct run *run, const char *path);
+/* The stable form committed as results/baseline.json: verdicts, reasons
+ * and versions only; no time, host, log, absolute path or timing, one
+ * cell a line (results/schema-matrix.md "Baseline").  Strings that
+ * contain top (the project directory) have it removed.
+ */
+int results_write_baseline (const struct run *run, const char *path,
+                            const char *top);
 int results_read_json (struct run *run, const char *path,
                        char *err, size_t errlen);
 /* One cell alone, for passing results from a cell process. */

@@ -242,6 +242,11 @@ control_stop (void)
       pthread_join (accept_thread, NULL);
     running = false;
   }
+  for (int i = 0; i < 2; i++)
+    if (stop_pipe[i] >= 0) {
+      close (stop_pipe[i]);
+      stop_pipe[i] = -1;
+    }
   if (listen_fd >= 0) {
     close (listen_fd);
     listen_fd = -1;

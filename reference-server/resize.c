@@ -37,6 +37,7 @@ struct rz_note {
 };
 
 struct rz_sub {
+  struct conn *conn;              /* the connection it belongs to */
   pthread_mutex_t send_lock;
   pthread_mutex_t lock;           /* everything below */
   pthread_cond_t cond;            /* wakes the notifier */
@@ -612,8 +613,11 @@ sub_end (struct conn *c, struct rz_sub *s, uint32_t err)
 static void *
 notifier (void *arg)
 {
-  struct conn *c = arg;
-  struct rz_sub *s = c->sub;
+  /* The subscription, not c->sub: resize_conn_end may have detached it
+   * from the connection before this thread first runs.
+   */
+  struct rz_sub *s = arg;
+  struct conn *c = s->conn;
 
   pthread_mutex_lock (&s->lock);
   for (;;) {
@@ -654,24 +658,35 @@ sub_get (struct conn *c)
   struct rz_sub *s;
   pthread_condattr_t ca;
 
-  if (c->sub)
-    return c->sub;
+  /* Several workers of one connection may get here at once: the
+   * structure and its notifier are created under the export's rz_lock,
+   * so that there is exactly one of each (a second one would be a leaked
+   * thread that outlives the connection).
+   */
+  pthread_mutex_lock (&c->exp->rz_lock);
+  if (c->sub) {
+    s = c->sub;
+    pthread_mutex_unlock (&c->exp->rz_lock);
+    return s;
+  }
   s = calloc (1, sizeof *s);
-  if (s == NULL)
+  if (s == NULL) {
+    pthread_mutex_unlock (&c->exp->rz_lock);
     return NULL;
+  }
+  s->conn = c;
   pthread_mutex_init (&s->send_lock, NULL);
   pthread_mutex_init (&s->lock, NULL);
   pthread_condattr_init (&ca);
   pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
   pthread_cond_init (&s->cond, &ca);
   pthread_condattr_destroy (&ca);
-  pthread_mutex_lock (&c->exp->rz_lock);
-  c->sub = s;
-  pthread_mutex_unlock (&c->exp->rz_lock);
-  if (pthread_create (&s->thread, NULL, notifier, c) == 0)
+  if (pthread_create (&s->thread, NULL, notifier, s) == 0)
     s->thread_started = true;
   else
     nbdp_warnx ("conn %" PRIu64 ": cannot start the notifier", c->id);
+  __atomic_store_n (&c->sub, s, __ATOMIC_RELEASE);
+  pthread_mutex_unlock (&c->exp->rz_lock);
   return s;
 }
 
@@ -681,7 +696,8 @@ sub_get (struct conn *c)
 static void
 sub_flush_own (struct conn *c)
 {
-  struct rz_sub *s = c->sub;
+  /* Another worker may be creating it (sub_get, under rz_lock). */
+  struct rz_sub *s = __atomic_load_n (&c->sub, __ATOMIC_ACQUIRE);
   struct timespec t;
   bool go;
 
@@ -1084,7 +1100,7 @@ cmd_subscribe (struct conn *c, const struct request *req)
 static int
 cmd_unsubscribe (struct conn *c, const struct request *req)
 {
-  struct rz_sub *s = c->sub;
+  struct rz_sub *s = __atomic_load_n (&c->sub, __ATOMIC_ACQUIRE);
   uint64_t size;
   uint32_t seq;
   bool active;

@@ -7,6 +7,9 @@ packages=(
   libcmocka-dev libjansson-dev libgnutls28-dev libnbd-dev
   qemu-utils qemu-system-common nbdkit libnbd-bin python3-libnbd
   nbd-server nbd-client valgrind
+  # The matrix (harness/): jq for drivers and tests, chromium (headless)
+  # and a font for the HTML report's test (harness/tests/matrix-html.sh).
+  jq chromium fonts-dejavu-core
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -23,9 +23,9 @@ $(LIBSUITE): $(LIBSUITE_OBJS)
 	ar rcs $@ $^
 
 suites/nbd-conform: suites/nbd-conform.o $(SUITE_TEST_OBJS) $(LIBSUITE) \
-                    $(LIBNBDP)
+                    $(LIBNBDP_RESIZE) $(LIBNBDP)
 	$(CC) $(ALL_LDFLAGS) -o $@ suites/nbd-conform.o $(SUITE_TEST_OBJS) \
-	  $(LIBSUITE) $(LIBNBDP) -ljansson
+	  $(LIBSUITE) $(LIBNBDP_RESIZE) $(LIBNBDP) -ljansson
 
 PROGRAMS += suites/nbd-conform
 
@@ -37,3 +37,4 @@ UNIT_TESTS += common/test-rules
 
 INTEGRATION_TESTS += suites/test-runner.sh suites/test-conform-refserver.sh
 CLEANFILES += suites/libsuite.a
+include suites/resize.mk

@@ -28,9 +28,34 @@ usage (FILE *f)
   fprintf (f,
 "usage: nbd-conform [OPTIONS] URI\n"
 "       nbd-conform [OPTIONS] --server 'COMMAND ... {socket} ...'\n"
+"       nbd-conform [OPTIONS] --client 'COMMAND ... {uri} ...'\n"
+"                             [--client-read CMD] [--client-write CMD]\n"
 "\n"
-"Runs the NBD server conformance tests against one server.\n"
+"Runs the NBD server conformance tests against one server, or with\n"
+"--client the client conformance tests (suite client/) against one client.\n"
 "\n"
+"  --client CMD      run the client suites: each test starts a scripted\n"
+"                    server on a private Unix socket and runs CMD (sh -c,\n"
+"                    in its own process group, in a private dir) with\n"
+"                    {uri} replaced by nbd+unix:///conform?socket=PATH,\n"
+"                    {socket} by PATH and {dir} by the private dir.  Every\n"
+"                    client message is judged, and so is the exit status:\n"
+"                    0 expected when the server behaved.  If the command\n"
+"                    writes what it read to {dir}/out (raw bytes from\n"
+"                    offset 0) the data is compared with the export.\n"
+"                    Each test has an action (first word of its --list\n"
+"                    summary: ANY, READ, READ/BS, BS, WRITE); a test whose\n"
+"                    action the client never does on the wire is\n"
+"                    UNSUPPORTED.  A client that hangs is a TIMEOUT (its\n"
+"                    process group is killed)\n"
+"  --client-read CMD the command for READ, READ/BS and BS tests (default\n"
+"                    CMD): one whose job is to read or map the export, so\n"
+"                    that exit status 0 claims its reads succeeded; after\n"
+"                    an error or a malformed reply it must then be\n"
+"                    nonzero (with only --client that is merely noted)\n"
+"                    e.g. 'qemu-img convert -O raw {uri} {dir}/out'\n"
+"  --client-write CMD  the same for WRITE tests, e.g.\n"
+"                    'qemu-io -f raw -c \"write 0 64k\" {uri}'\n"
 "  --server CMD      start CMD (sh -c) for every test, with {socket}\n"
 "                    replaced by a private Unix socket path and {dir} by a\n"
 "                    private directory; the server is killed afterwards\n"
@@ -47,7 +72,18 @@ usage (FILE *f)
 "  --tap             TAP version 14 on stdout (the default)\n"
 "  --junit FILE      also write JUnit XML\n"
 "  --json FILE       also write JSON (results/schema.md)\n"
-"  --profile NAME    server profile (used by the resize suites)\n"
+"  --profile NAME    what the server declares for the draft RESIZE suite:\n"
+"                    an encoding (negotiated, flag-only, info-optin,\n"
+"                    boolean, legacy, off) or an nbd-refserver profile\n"
+"                    name (mapped to its encoding).  The suite decides\n"
+"                    UNSUPPORTED from the wire; the profile only selects\n"
+"                    variant B3 (boolean), which the wire cannot tell from\n"
+"                    P, and test resize/declared checks the wire against it\n"
+"  --control-cmd CMD resize the export from outside (sh -c) for the resize\n"
+"                    notification tests: {size} is the new size, {socket},\n"
+"                    {dir}, {uri} as for --server; exit 0 on success.  E.g.\n"
+"                    'nbd-refserver-ctl {dir}/ctl resize - {size}' with\n"
+"                    --server '... --control {dir}/ctl ...'\n"
 "  -v                verbose: test logs in the TAP output\n"
 "  --help\n"
 "\n"
@@ -98,23 +134,49 @@ static char *
 reproducer (const struct nc_config *cfg, const char *name)
 {
   char *q_name = nc_shell_quote (name), *q_target, *q_exp = NULL, *q_ro = NULL;
+  char *q_prof = NULL, *q_ctl = NULL;
   char *out;
 
+  if (cfg->client_cmd) {
+    char *q_cmd = nc_shell_quote (cfg->client_cmd);
+    char *q_r = cfg->client_read_cmd
+      ? nc_shell_quote (cfg->client_read_cmd) : NULL;
+    char *q_w = cfg->client_write_cmd
+      ? nc_shell_quote (cfg->client_write_cmd) : NULL;
+    if (asprintf (&out, "nbd-conform --only %s%s --client %s%s%s%s%s",
+                  q_name, cfg->strict ? " --strict" : "", q_cmd,
+                  q_r ? " --client-read " : "", q_r ? q_r : "",
+                  q_w ? " --client-write " : "", q_w ? q_w : "") == -1)
+      out = NULL;
+    free (q_name);
+    free (q_cmd);
+    free (q_r);
+    free (q_w);
+    return out;
+  }
   q_target = nc_shell_quote (cfg->server_cmd ? cfg->server_cmd : cfg->uri);
   if (cfg->export_name && cfg->server_cmd)
     q_exp = nc_shell_quote (cfg->export_name);
   if (cfg->ro_export)
     q_ro = nc_shell_quote (cfg->ro_export);
-  if (asprintf (&out, "nbd-conform --only %s%s%s%s%s%s %s%s", q_name,
+  if (cfg->profile)
+    q_prof = nc_shell_quote (cfg->profile);
+  if (cfg->control_cmd)
+    q_ctl = nc_shell_quote (cfg->control_cmd);
+  if (asprintf (&out, "nbd-conform --only %s%s%s%s%s%s%s%s%s%s %s%s", q_name,
                 cfg->strict ? " --strict" : "",
                 q_exp ? " --export " : "", q_exp ? q_exp : "",
                 q_ro ? " --ro-export " : "", q_ro ? q_ro : "",
+                q_prof ? " --profile " : "", q_prof ? q_prof : "",
+                q_ctl ? " --control-cmd " : "", q_ctl ? q_ctl : "",
                 cfg->server_cmd ? "--server " : "", q_target) == -1)
     out = NULL;
   free (q_name);
   free (q_target);
   free (q_exp);
   free (q_ro);
+  free (q_prof);
+  free (q_ctl);
   return out;
 }
 
@@ -169,11 +231,14 @@ main (int argc, char *argv[])
   enum {
     OPT_SERVER = 256, OPT_EXPORT, OPT_RO_EXPORT, OPT_LIST, OPT_ONLY,
     OPT_STRICT, OPT_EXPECT, OPT_TIMEOUT, OPT_TAP, OPT_JUNIT, OPT_JSON,
-    OPT_PROFILE, OPT_HELP, OPT_CLIENT,
+    OPT_PROFILE, OPT_HELP, OPT_CLIENT, OPT_CONTROL_CMD, OPT_CLIENT_WRITE,
+    OPT_CLIENT_READ,
   };
   static const struct option long_opts[] = {
     { "server", required_argument, NULL, OPT_SERVER },
     { "client", required_argument, NULL, OPT_CLIENT },
+    { "client-read", required_argument, NULL, OPT_CLIENT_READ },
+    { "client-write", required_argument, NULL, OPT_CLIENT_WRITE },
     { "export", required_argument, NULL, OPT_EXPORT },
     { "ro-export", required_argument, NULL, OPT_RO_EXPORT },
     { "list", no_argument, NULL, OPT_LIST },
@@ -185,6 +250,7 @@ main (int argc, char *argv[])
     { "junit", required_argument, NULL, OPT_JUNIT },
     { "json", required_argument, NULL, OPT_JSON },
     { "profile", required_argument, NULL, OPT_PROFILE },
+    { "control-cmd", required_argument, NULL, OPT_CONTROL_CMD },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
@@ -205,9 +271,9 @@ main (int argc, char *argv[])
     char *end;
     switch (c) {
     case OPT_SERVER: cfg.server_cmd = optarg; break;
-    case OPT_CLIENT:
-      nbdp_warnx ("--client: the client suites are not written yet");
-      return 2;
+    case OPT_CLIENT: cfg.client_cmd = optarg; break;
+    case OPT_CLIENT_READ: cfg.client_read_cmd = optarg; break;
+    case OPT_CLIENT_WRITE: cfg.client_write_cmd = optarg; break;
     case OPT_EXPORT: cfg.export_name = optarg; break;
     case OPT_RO_EXPORT: cfg.ro_export = optarg; break;
     case OPT_LIST: list = true; break;
@@ -242,7 +308,8 @@ main (int argc, char *argv[])
     case OPT_TAP: break;
     case OPT_JUNIT: junit = optarg; break;
     case OPT_JSON: json = optarg; break;
-    case OPT_PROFILE: break;
+    case OPT_PROFILE: cfg.profile = optarg; break;
+    case OPT_CONTROL_CMD: cfg.control_cmd = optarg; break;
     case 'v': cfg.verbose = true; nbdp_verbose = true; break;
     case OPT_HELP: usage (stdout); return 0;
     default: usage (stderr); return 2;
@@ -258,6 +325,14 @@ main (int argc, char *argv[])
   for (size_t i = 0; i < nc_registry.len; i++) {
     const struct nc_entry *e = &nc_registry.ptr[i];
     bool want = state.only.len == 0;
+    bool client_test = strcmp (e->suite, "client") == 0;
+
+    /* --client runs the client suite only; otherwise it is left out
+     * (a bare --list shows everything).
+     */
+    if (cfg.client_cmd ? !client_test
+        : client_test && !(list && !cfg.server_cmd && optind >= argc))
+      continue;
     for (size_t k = 0; k < state.only.len && !want; k++)
       want = nc_entry_matches (e, state.only.ptr[k]);
     if (want)
@@ -275,7 +350,23 @@ main (int argc, char *argv[])
     return 0;
   }
 
-  if ((optind < argc) == (cfg.server_cmd != NULL) || argc - optind > 1) {
+  if (cfg.client_cmd) {
+    if (optind < argc || cfg.server_cmd) {
+      nbdp_warnx ("--client: give no URI and no --server");
+      return 2;
+    }
+    if (strstr (cfg.client_cmd, "{uri}") == NULL &&
+        strstr (cfg.client_cmd, "{socket}") == NULL) {
+      nbdp_warnx ("--client: the command must contain {uri} or {socket}");
+      return 2;
+    }
+  }
+  else if (cfg.client_write_cmd || cfg.client_read_cmd) {
+    nbdp_warnx ("--client-read and --client-write need --client");
+    return 2;
+  }
+  else if ((optind < argc) == (cfg.server_cmd != NULL) ||
+           argc - optind > 1) {
     nbdp_warnx ("give exactly one of URI or --server 'CMD'");
     usage (stderr);
     return 2;
@@ -309,7 +400,7 @@ main (int argc, char *argv[])
   cfg.client_timeout_ms = (int) (cfg.timeout * 1000) + 1000;
   signal (SIGPIPE, SIG_IGN);
 
-  if (preflight (&cfg) == -1)
+  if (!cfg.client_cmd && preflight (&cfg) == -1)
     return 2;
   for (size_t i = 0; i < n; i++)
     recs[i].reproduce = reproducer (&cfg, recs[i].e->full_name);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # --shard, merge, diff, report, --baseline and --expect: two shards merge
-# into the same cells as a full run; diff fails only on changed verdicts;
+# into the same cells as a full run; diff fails on any changed verdict,
+# --baseline only on regressions;
 # report rewrites every output from results.json; an expectation turns a
 # PASS into XPASS (a failing run) and a FAIL into XFAIL.
 source "$(dirname "$0")/lib.sh"
@@ -49,13 +50,26 @@ rm "$scratch/full/index.html" "$scratch/full/results.tap"
 [ -s "$scratch/full/index.html" ] && [ -s "$scratch/full/results.tap" ] ||
   fail "report did not rewrite the outputs"
 
-# --baseline: same verdicts pass, a changed one fails.
+# --baseline: same verdicts pass; an improvement (FAIL in the baseline,
+# PASS now) is reported but passes; a regression (PASS in the baseline,
+# UNSUPPORTED now) fails the run and is named.
 out=$scratch/b1; matrix "${sel[@]}" --out "$out" --baseline "$scratch/full/results.json"
 [ $rc -eq 0 ] || fail "run against its own baseline: exit status $rc"
+grep -q '^baseline: 0 regressed, 0 improved, 0 changed, 0 added, 0 not run (no verdict changed)$' \
+  "$out.log" || fail "baseline summary of an unchanged run"
 out=$scratch/b2; matrix "${sel[@]}" --out "$out" --baseline "$scratch/changed.json"
-[ $rc -eq 1 ] || fail "run against a changed baseline: exit status $rc, expected 1"
-grep -q '^baseline: libnbd/nbdkit-memory/handshake-info: FAIL -> PASS$' "$out.log" ||
-  fail "baseline did not name the cell"
+[ $rc -eq 0 ] || fail "run against a baseline it improves on: exit status $rc, expected 0"
+grep -q '^improved  libnbd/nbdkit-memory/handshake-info: FAIL -> PASS$' "$out.log" ||
+  fail "baseline did not name the improved cell"
+jq '(.cells[] | select(.id == "libnbd/nbdkit-memory/resize-grow") | .verdict) = "PASS"' \
+  "$scratch/full/results.json" > "$scratch/lost.json"
+out=$scratch/b3; matrix "${sel[@]}" --out "$out" --baseline "$scratch/lost.json"
+[ $rc -eq 1 ] || fail "run against a baseline with a lost PASS: exit status $rc, expected 1"
+grep -q '^regressed libnbd/nbdkit-memory/resize-grow: PASS -> UNSUPPORTED: server: no NBD_FLAG_SEND_RESIZE$' \
+  "$out.log" || fail "baseline did not name the regressed cell"
+# The summary and the report path come last.
+tail -n 2 "$out.log" | head -n 1 | grep -q '^summary: ' || fail "summary is not the last but one line"
+tail -n 1 "$out.log" | grep -q "^results: .*/b3/index.html$" || fail "index.html path is not the last line"
 
 # --expect: PASS -> XPASS fails the run.
 printf '# test\nlibnbd nbdkit-* handshake-info  pretend this is broken\n' > "$scratch/exp"

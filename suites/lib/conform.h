@@ -79,6 +79,21 @@ struct nc_config {
   double timeout;             /* seconds per test */
   int client_timeout_ms;
   const char *argv0;
+  /* The resize suite (suites/resize): --profile NAME, the draft encoding
+   * or nbd-refserver profile the server declares; --control-cmd CMD, a
+   * command that resizes the export from outside ({size} {socket} {dir}
+   * {uri} substituted).  NULL when not given.
+   */
+  const char *profile;
+  const char *control_cmd;
+  /* The client suites (suites/client, suites/lib/client-script.h):
+   * --client CMD, --client-read CMD and --client-write CMD, commands with
+   * {uri} ({socket}, {dir}) that run the client under test.  NULL when
+   * not given.
+   */
+  const char *client_cmd;
+  const char *client_read_cmd;
+  const char *client_write_cmd;
 };
 
 /* ---- the test context ----------------------------------------------- */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "runner.h"
+#include "client-script.h"
 #include "io.h"
 #include "uri.h"
 
@@ -206,6 +207,27 @@ nc_done (struct nc_ctx *t)
   finish (t, "DONE", NULL);
 }
 
+/* For the client suites (suites/lib/client-script.h): the test's own
+ * process group (the client under test) and temp dir, cleaned up by
+ * finish () or, if the test dies, by the runner.
+ */
+void
+nc_own (struct nc_ctx *t, pid_t pgid, const char *dir)
+{
+  char line[64];
+
+  if (dir) {
+    free (t->dir);
+    t->dir = strdup (dir);
+    report ("D", dir, NULL, "");
+  }
+  if (pgid > 0) {
+    t->server_pid = pgid;
+    snprintf (line, sizeof line, "%d", (int) pgid);
+    report ("P", line, NULL, "");
+  }
+}
+
 static void
 on_term (int sig)
 {
@@ -252,7 +274,7 @@ nc_child_run (const struct nc_config *cfg, const struct nc_entry *e, int fd)
     if (t.uri == NULL)
       nc_error (&t, "cannot format the URI: %s", strerror (errno));
   }
-  else
+  else if (cfg->uri)
     t.uri = strdup (cfg->uri);
   e->test->fn (&t);
   nc_done (&t);
