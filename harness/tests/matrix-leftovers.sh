@@ -33,7 +33,10 @@ private_tmp=0
 if [ "${NBDM_LEFTOVER_NS-}" = 1 ]; then
   # Keep the scratch directory (it may be under /tmp) visible through a
   # descriptor, cover the temporary directories, and bind it back.
-  exec {keep}<"$NBDP_TEST_DIR"
+  # The source tree may live under /tmp too (a CI clone): keep it visible
+  # the same way.
+  src=$(cd "$(dirname "$0")/../.." && pwd)
+  exec {keep}<"$NBDP_TEST_DIR" {keepsrc}<"$src"
   for d in /tmp /var/tmp /dev/shm; do
     mount -t tmpfs -o mode=1777,size=512m nbdm-leftovers "$d" ||
       { echo "FAIL: cannot mount a tmpfs on $d"; exit 1; }
@@ -41,7 +44,12 @@ if [ "${NBDM_LEFTOVER_NS-}" = 1 ]; then
   mkdir -p "$NBDP_TEST_DIR"
   mount --bind "/proc/self/fd/$keep" "$NBDP_TEST_DIR" ||
     { echo "FAIL: cannot bind the scratch directory back"; exit 1; }
-  exec {keep}<&-
+  if [ ! -d "$src/harness" ]; then
+    mkdir -p "$src"
+    mount --bind "/proc/self/fd/$keepsrc" "$src" ||
+      { echo "FAIL: cannot bind the source tree $src back"; exit 1; }
+  fi
+  exec {keep}<&- {keepsrc}<&-
   private_tmp=1
 fi
 
