@@ -42,11 +42,11 @@ if [ "${NBDM_LEFTOVER_NS-}" = 1 ]; then
       { echo "FAIL: cannot mount a tmpfs on $d"; exit 1; }
   done
   mkdir -p "$NBDP_TEST_DIR"
-  mount --bind "/proc/self/fd/$keep" "$NBDP_TEST_DIR" ||
+  mount --no-canonicalize --bind "/proc/self/fd/$keep" "$NBDP_TEST_DIR" ||
     { echo "FAIL: cannot bind the scratch directory back"; exit 1; }
   if [ ! -d "$src/harness" ]; then
     mkdir -p "$src"
-    mount --bind "/proc/self/fd/$keepsrc" "$src" ||
+    mount --no-canonicalize --bind "/proc/self/fd/$keepsrc" "$src" ||
       { echo "FAIL: cannot bind the source tree $src back"; exit 1; }
   fi
   exec {keep}<&- {keepsrc}<&-
