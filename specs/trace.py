@@ -7,7 +7,9 @@
 # upper-case RFC 2119 key word) is covered by a row of specs/requirements.tsv,
 # and that every row still finds its sentence.  It also reads the RZ-*
 # requirement IDs of the project's own draft text, specs/resize.md.  Then it
-# reports which requirement IDs the project's tests cite.
+# reports which requirement IDs the project's tests cite, and the share of
+# the server-side MUST/MUST NOT requirements that a client can test (all but
+# those listed, with reasons, in specs/untestable.tsv) that some test cites.
 #
 # Exit status: 0 when the catalogue matches every document checked, 1 when
 # it does not (uncatalogued sentences, stale or ambiguous rows, wrong
@@ -24,6 +26,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PROTO = '/work/shared/upstream/proto.md'
 DEFAULT_CATALOG = os.path.join(TOP, 'specs', 'requirements.tsv')
 DEFAULT_RESIZE = os.path.join(TOP, 'specs', 'resize.md')
+DEFAULT_UNTESTABLE = os.path.join(TOP, 'specs', 'untestable.tsv')
 TEST_DIRS = ('suites', 'tests', 'reference-client', 'harness/scenarios')
 TEST_EXTS = ('.c', '.h', '.sh', '.py', '.scn')
 # The trace's own test names IDs only as fixtures, not as coverage.
@@ -369,6 +372,50 @@ def read_catalog(path):
     return rows
 
 
+UNTESTABLE_COLUMNS = ('id', 'reason')
+REASON_RE = re.compile(r'^([a-z][a-z0-9-]*): (\S.*)$')
+
+
+def read_untestable(path):
+    """Return {id: (category, text)} from the list of requirements that
+    no client can test (specs/untestable.tsv): id, reason, where the
+    reason is 'CATEGORY: why'."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = f.read().split('\n')
+    except OSError as e:
+        raise Broken('cannot read %s: %s' % (path, e.strerror))
+    if not lines or lines[0].split('\t') != list(UNTESTABLE_COLUMNS):
+        raise Broken('%s:1: header must be: %s'
+                     % (path, '\t'.join(UNTESTABLE_COLUMNS)))
+    out = {}
+    problems = []
+    for n, line in enumerate(lines[1:], 2):
+        if not line.strip() or line.startswith('#'):
+            continue
+        fields = [x.strip() for x in line.split('\t')]
+        where = '%s:%d' % (path, n)
+        if len(fields) != len(UNTESTABLE_COLUMNS):
+            problems.append('%s: %d columns, expected %d'
+                            % (where, len(fields), len(UNTESTABLE_COLUMNS)))
+            continue
+        rid, reason = fields
+        m = REASON_RE.match(reason)
+        if not ID_FORMAT_RE.match(rid):
+            problems.append('%s: bad ID %r' % (where, rid))
+        elif rid in out:
+            problems.append('%s: %s listed twice' % (where, rid))
+        elif not m:
+            problems.append('%s: %s: the reason must be "CATEGORY: why" '
+                            '(category in lower case)' % (where, rid))
+        else:
+            out[rid] = (m.group(1), m.group(2), where)
+    if problems:
+        raise Broken('malformed list of untestable requirements:\n  '
+                     + '\n  '.join(problems))
+    return out
+
+
 def expected_in(row, kind):
     if row.source == 'master':
         return True
@@ -558,7 +605,71 @@ def pct(a, b):
     return '%3d%%' % (100 * a // b) if b else '   -'
 
 
-def print_coverage(rows, section_order, uncovered, top, out):
+# The requirements a server can break: role server, and role both (the
+# rule binds either party).  These are what the conformance suite must
+# cover.
+SERVER_SIDE = ('server', 'both')
+STRONG = ('MUST', 'MUST NOT')
+# Groups of the server-side coverage figure, by where the row comes from.
+SOURCE_GROUPS = (
+    ('published', ('master', 'master-only'), 'the published protocol'),
+    ('ext-header', ('ext-header',), 'only in the extended-headers branch'),
+    ('resize', ('resize',), 'the draft RESIZE extension (RZ-*)'),
+)
+
+
+def print_server_coverage(rows, covered, untestable, cited, uncovered, out):
+    """The figure the suite is held to: of the server-side MUST and MUST
+    NOT requirements that a client can test, how many a test cites."""
+    strong = [r for r in rows if r.role in SERVER_SIDE and r.level in STRONG]
+    print('', file=out)
+    print('SERVER COVERAGE: MUST/MUST NOT requirements of role server or '
+          'both, cited by a test,', file=out)
+    print('  of those a client can test (specs/untestable.tsv lists the '
+          'others, with reasons)', file=out)
+    for key, sources, title in SOURCE_GROUPS:
+        g = [r for r in strong if r.source in sources]
+        if not g:
+            continue
+        t = [r for r in g if r.id not in untestable]
+        c = [r for r in t if r.id in covered]
+        print('  %-11s %3d of %3d testable cited (%s); %d rows, %d marked '
+              'untestable  [%s]'
+              % (key, len(c), len(t),
+                 ('%.1f%%' % (100.0 * len(c) / len(t))) if t else '-',
+                 len(g), len(g) - len(t), title), file=out)
+    marked = [r for r in strong if r.id in untestable]
+    if marked:
+        cats = {}
+        for r in marked:
+            cats.setdefault(untestable[r.id][0], []).append(r.id)
+        print('  untestable by reason: ' + ', '.join(
+            '%s %d' % (k, len(cats[k])) for k in sorted(cats)), file=out)
+    both = sorted(r.id for r in rows if r.id in untestable and r.id in cited)
+    if both:
+        print('  note: marked untestable but cited by a test: '
+              + ', '.join(both), file=out)
+    if uncovered:
+        todo = [r for r in strong if r.id not in covered
+                and r.id not in untestable]
+        print('', file=out)
+        print('UNCOVERED testable server MUST/MUST NOT requirements: %d'
+              % len(todo), file=out)
+        for r in todo:
+            print('  %-18s %-8s %-40s %s' % (r.id, r.level,
+                                             clip(r.section, 40), r.summary),
+                  file=out)
+        print('', file=out)
+        print('UNTESTABLE server MUST/MUST NOT requirements: %d'
+              % len(marked), file=out)
+        for r in marked:
+            cat, why, _ = untestable[r.id]
+            print('  %-18s %-8s %s: %s' % (r.id, r.level, cat, clip(why, 110)),
+                  file=out)
+
+
+def print_coverage(rows, section_order, uncovered, top, out,
+                   untestable=None):
     files = test_files(top)
     cited = cited_ids(top, files)
     ids = {r.id for r in rows}
@@ -603,16 +714,8 @@ def print_coverage(rows, section_order, uncovered, top, out):
               file=out)
         for i in unknown:
             print('  %s (%s)' % (i, ', '.join(sorted(cited[i]))), file=out)
-    if uncovered:
-        print('', file=out)
-        todo = [r for r in rows if r.id not in covered and r.role == 'server'
-                and r.level in ('MUST', 'MUST NOT')]
-        print('UNCOVERED server MUST/MUST NOT requirements: %d' % len(todo),
-              file=out)
-        for r in todo:
-            print('  %-18s %-8s %-40s %s' % (r.id, r.level,
-                                             clip(r.section, 40), r.summary),
-                  file=out)
+    print_server_coverage(rows, covered, untestable or {}, cited, uncovered,
+                          out)
 
 
 # ---------------------------------------------------------------------------
@@ -644,10 +747,14 @@ def main(argv):
     ap.add_argument('--resize', default=DEFAULT_RESIZE, metavar='MD',
                     help='the draft RESIZE text with [RZ-...] tags '
                     '(default: specs/resize.md, if it exists)')
+    ap.add_argument('--untestable', default=DEFAULT_UNTESTABLE, metavar='TSV',
+                    help='requirements no client can test, with reasons '
+                    '(default: specs/untestable.tsv, if it exists)')
     ap.add_argument('--no-resize', action='store_true',
                     help='do not read the RESIZE draft')
     ap.add_argument('--uncovered', action='store_true',
-                    help='list the server MUST/MUST NOT IDs no test cites')
+                    help='list the testable server-side MUST/MUST NOT IDs '
+                    'no test cites, and the untestable ones with reasons')
     ap.add_argument('--no-coverage', action='store_true',
                     help='check the catalogue only')
     ap.add_argument('--tests-root', default=TOP, metavar='DIR',
@@ -757,11 +864,22 @@ def main(argv):
         print('RESULT: OK (every normative sentence is catalogued and every '
               'row found)', file=out)
     if not args.no_coverage:
+        untestable = {}
+        if os.path.exists(args.untestable) or \
+                args.untestable != DEFAULT_UNTESTABLE:
+            untestable = read_untestable(args.untestable)
+            known = {r.id for r in rows}
+            bad = sorted('%s: %s is not a requirement ID of the catalogue '
+                         'or of %s' % (v[2], k, resize_path or 'resize.md')
+                         for k, v in untestable.items() if k not in known
+                         and (resize_path or not k.startswith('RZ-')))
+            if bad:
+                raise Broken('\n  '.join(['untestable list:'] + bad))
         cover = [r for r in rows if r.source == 'resize'
                  or any(expected_in(r, k) for k in kinds)]
         print('', file=out)
         print_coverage(cover, section_order, args.uncovered, args.tests_root,
-                       out)
+                       out, untestable)
     return 1 if all_errors else 0
 
 

@@ -36,5 +36,7 @@ common/test-rules: common/test-rules.o common/rules.o common/codec.o \
 UNIT_TESTS += common/test-rules
 
 INTEGRATION_TESTS += suites/test-runner.sh suites/test-conform-refserver.sh
+INTEGRATION_TESTS += suites/test-conform-peers.sh
+INTEGRATION_TESTS += suites/test-conform-client.sh
 CLEANFILES += suites/libsuite.a
 include suites/resize.mk

@@ -102,6 +102,28 @@ if command -v nbdkit >/dev/null 2>&1 && nbdkit memory --version >/dev/null 2>&1;
   echo "nbdkit: $(nbdkit --version | head -n 1)"
   run_peer nbdkit "$expdir/nbdkit.tsv" -j 2 \
     --server 'exec nbdkit -f --exit-with-parent -U {socket} memory 64M'
+  # The same in FORCEDTLS mode (--tls=require, a PSK): the tests of what a
+  # server requiring TLS does before the TLS handshake.  The suite speaks
+  # no TLS, so only those run (suites/handshake/tls-required.c).
+  if nbdkit --dump-config 2>/dev/null | grep -q '^tls=yes'; then
+    printf 'nbdconform:%s\n' \
+      "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$NBDP_TEST_DIR/psk"
+    chmod 600 "$NBDP_TEST_DIR/psk"
+    echo "=== nbdkit-tls: nbd-conform --only 'handshake/tls-*' (FORCEDTLS)"
+    "$conform" --only 'handshake/tls-*' --json "$NBDP_TEST_DIR/nbdkit-tls.json" \
+      --server "exec nbdkit -f --exit-with-parent -U {socket} --tls=require \
+                --tls-psk=$NBDP_TEST_DIR/psk memory 64M" \
+      > "$NBDP_TEST_DIR/nbdkit-tls.tap" 2>&1
+    rc=$?
+    check_run nbdkit-tls "$NBDP_TEST_DIR/nbdkit-tls.json" \
+      "$NBDP_TEST_DIR/nbdkit-tls.tap" "" "$rc"
+    passed=$(json_get "$NBDP_TEST_DIR/nbdkit-tls.json" \
+               'sum(t["result"] == "PASS" for t in j["tests"])')
+    [ "$passed" -ge 5 ] ||
+      fail "nbdkit --tls=require: $passed of the handshake/tls-* tests passed, expected at least 5: $(cat "$NBDP_TEST_DIR/nbdkit-tls.tap")"
+  else
+    missing+=("nbdkit with TLS")
+  fi
 else
   missing+=("nbdkit (with the memory plugin)")
 fi

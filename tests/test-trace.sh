@@ -164,7 +164,44 @@ has cov '^  FLAG-HS-1 +MUST '
 hasnt cov '^  FLAG-HS-(3|5) '
 hasnt cov '^  CMD-DISC-2 '
 
-# 10. Deterministic: the same run prints the same bytes.
+# 10. Untestable requirements (specs/untestable.tsv): left out of the
+#     server coverage figure, listed apart with their reasons; a reason
+#     without a category, or an unknown ID, breaks the run.
+has cov '^SERVER COVERAGE: '
+has cov '^  published +[0-9]+ of +[0-9]+ testable cited \([0-9.]+%\); [0-9]+ rows, [0-9]+ marked untestable'
+has cov '^UNTESTABLE server MUST/MUST NOT requirements: [0-9]+$'
+printf 'id\treason\n# a comment\nFLAG-HS-1\tintent: a fixture reason\n' \
+  >"$d/unt.tsv"
+run unt 0 --resize "$d/resize-ok.md" --tests-root "$d/root" --uncovered \
+  --doc "master=$d/code.md" --untestable "$d/unt.tsv"
+has unt '^  published +[0-9]+ of +[0-9]+ testable cited .*; [0-9]+ rows, 1 marked untestable'
+has unt '^  untestable by reason: intent 1$'
+has unt '^  FLAG-HS-1 +MUST +intent: a fixture reason$'
+hasnt unt '^  FLAG-HS-1 +MUST +Handshake flags'
+printf 'id\treason\nFLAG-HS-1\tno category here\n' >"$d/unt-bad.tsv"
+run unt-bad 2 --tests-root "$d/root" --doc "master=$d/code.md" \
+  --no-resize --untestable "$d/unt-bad.tsv"
+grep -q 'unt-bad.tsv:2: FLAG-HS-1: the reason must be' "$d/unt-bad.err" ||
+  { cat "$d/unt-bad.err"; fail "unt-bad: no diagnostic"; }
+printf 'id\treason\nFLAG-HS-999\tintent: no such row\n' >"$d/unt-unknown.tsv"
+run unt-unknown 2 --tests-root "$d/root" --doc "master=$d/code.md" \
+  --no-resize --untestable "$d/unt-unknown.tsv"
+grep -q 'FLAG-HS-999 is not a requirement ID' "$d/unt-unknown.err" ||
+  { cat "$d/unt-unknown.err"; fail "unt-unknown: no diagnostic"; }
+
+# 11. The goal: the tests of this tree cite at least 90% of the server-side
+#     MUST and MUST NOT requirements of the published protocol that a
+#     client can test.
+run goal 0 "$proto"
+pct=$(sed -nE 's/^  published +[0-9]+ of +[0-9]+ testable cited \(([0-9.]+)%\).*/\1/p' \
+        "$d/goal.out")
+[ -n "$pct" ] || { cat "$d/goal.out"; fail "goal: no published figure"; }
+grep -E '^  (published|ext-header|resize) ' "$d/goal.out"
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 90 else 1)" "$pct" ||
+  fail "server MUST/MUST NOT coverage of the published protocol is $pct%, expected at least 90% (make trace TRACE_FLAGS=--uncovered lists the gaps)"
+echo "ok: server MUST/MUST NOT coverage of the published protocol: $pct% (goal 90%)"
+
+# 12. Deterministic: the same run prints the same bytes.
 run cov2 0 --resize "$d/resize-ok.md" --tests-root "$d/root" --uncovered \
   --doc "master=$d/code.md"
 cmp -s "$d/cov.out" "$d/cov2.out" || fail "two identical runs differ"

@@ -286,12 +286,27 @@ run_err (struct nc_ctx *t, enum err_kind kind, bool structured,
   return s;
 }
 
+/* An error reply breaks no rule: ending the session after it must be a
+ * soft disconnect (TX-TERM-10).
+ */
+static void
+expect_no_hard_disconnect (struct ncs *s, const char *after)
+{
+  struct ncs_conn *c = s->priv;
+
+  if (c->eof && !c->disc)
+    nc_fail (s->t, "TX-TERM-10", "conn %u: after %s (an ordinary error "
+             "reply, no protocol violation) the client closed the connection "
+             "without NBD_CMD_DISC (a hard disconnect)", c->id, after);
+}
+
 static void
 test_error_chunk (struct nc_ctx *t)
 {
   struct ncs *s = run_err (t, ERR_CHUNK, true, true);
 
   ncs_expect_failure (s, NULL, "its READ got NBD_REPLY_TYPE_ERROR (EIO)");
+  expect_no_hard_disconnect (s, "NBD_REPLY_TYPE_ERROR");
 }
 
 static void
@@ -301,6 +316,7 @@ test_error_offset (struct nc_ctx *t)
 
   ncs_expect_failure (s, NULL, "its READ got NBD_REPLY_TYPE_ERROR_OFFSET "
                       "(EIO) and half of it was never covered");
+  expect_no_hard_disconnect (s, "NBD_REPLY_TYPE_ERROR_OFFSET");
 }
 
 static void
@@ -406,11 +422,12 @@ static const struct nc_test tests[] = {
   { "sr-simple-reply-to-read", "SR-TYPE-5", NBDP_MUST, test_simple_to_read,
     "READ: a simple reply with data to READ after structured replies were "
     "negotiated: hard disconnect, no success" },
-  { "sr-error-chunk", "SR-ERR-2 CMD-READ-27 SR-MSG-11", NBDP_MUST,
+  { "sr-error-chunk", "SR-ERR-2 CMD-READ-27 SR-MSG-11 TX-TERM-10", NBDP_MUST,
     test_error_chunk,
     "READ: data for half, then NBD_REPLY_TYPE_ERROR: the client reports "
-    "the failure" },
-  { "sr-error-offset", "CMD-READ-33 SR-MSG-11", NBDP_MUST, test_error_offset,
+    "the failure and does not hard-disconnect" },
+  { "sr-error-offset", "CMD-READ-33 SR-MSG-11 TX-TERM-10", NBDP_MUST,
+    test_error_offset,
     "READ: data for half, then NBD_REPLY_TYPE_ERROR_OFFSET: the client "
     "reports the failure" },
   { "sr-unknown-error-type", "SR-TYPE-3 SR-TYPE-4", NBDP_MUST,

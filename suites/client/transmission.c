@@ -89,6 +89,7 @@ test_minimal_flags (struct nc_ctx *t)
 
   s->eflags = NBD_FLAG_HAS_FLAGS;
   ncs_run (s);
+  ncs_need (s);
   ncs_expect_success (s, "COMPAT-BASE-1", NBDP_MUST);
   ncs_check_out (s, "COMPAT-BASE-1");
 }
@@ -186,6 +187,7 @@ test_single_connection (struct nc_ctx *t)
   struct ncs *s = ncs_new (t, NCS_ANY);
 
   ncs_run (s);
+  ncs_need (s);
   if (s->max_open > 1)
     nc_should (t, NULL, "%zu connections were open at once although the "
                "server did not advertise NBD_FLAG_CAN_MULTI_CONN",
@@ -199,6 +201,7 @@ test_disc (struct nc_ctx *t)
   bool any = false;
 
   ncs_run (s);
+  ncs_need (s);
   for (size_t i = 0; i < s->n_conns; i++) {
     struct ncs_conn *c = s->conns[i];
     if (!c->s.transmission)
@@ -220,6 +223,8 @@ test_out_of_order (struct nc_ctx *t)
 {
   struct ncs *s = ncs_new (t, NCS_READ_OR_BS);
 
+  /* Large enough for readers that split their reads. */
+  s->size = 8 * 1024 * 1024;
   s->hold = 16;
   ncs_run (s);
   ncs_need (s);
@@ -236,6 +241,8 @@ test_cookies (struct nc_ctx *t)
 {
   struct ncs *s = ncs_new (t, NCS_READ_OR_BS);
 
+  /* Large enough for readers that split their reads. */
+  s->size = 8 * 1024 * 1024;
   s->hold = 64;
   ncs_run (s);
   ncs_need (s);

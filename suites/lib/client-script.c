@@ -1398,14 +1398,19 @@ ncs_sent_option (const struct ncs *s, uint32_t opt)
 static unsigned
 write_count (const struct ncs *s)
 {
+  /* A FLUSH alone (many clients flush on close) writes nothing. */
   return ncs_count (s, NBD_CMD_WRITE) + ncs_count (s, NBD_CMD_TRIM) +
-    ncs_count (s, NBD_CMD_WRITE_ZEROES) + ncs_count (s, NBD_CMD_FLUSH);
+    ncs_count (s, NBD_CMD_WRITE_ZEROES);
 }
 
 void
 ncs_need (struct ncs *s)
 {
   bool transmission = false;
+
+  if (s->n_conns == 0)
+    nc_error (s->t, "the client never connected (%s): is the command "
+              "right?  Its output is in the log", ncs_exit_str (s));
 
   for (size_t i = 0; i < s->n_conns; i++)
     if (s->conns[i]->s.transmission)
@@ -1435,8 +1440,8 @@ ncs_need (struct ncs *s)
     return;
   case NCS_WRITE:
     if (write_count (s) == 0)
-      nc_unsupported (s->t, "the client sent no write-type command (WRITE, "
-                      "TRIM, WRITE_ZEROES, FLUSH)%s; give a writing command "
+      nc_unsupported (s->t, "the client sent no WRITE, TRIM or "
+                      "WRITE_ZEROES%s; give a writing command "
                       "with --client-write (%s)",
                       transmission ? "" : " and never reached transmission",
                       ncs_exit_str (s));

@@ -362,6 +362,14 @@ nc_write_json (const char *path, const struct nc_run *run)
     json_object_set_new (target, "uri", json_string (run->cfg->uri));
   if (run->cfg->server_cmd)
     json_object_set_new (target, "server", json_string (run->cfg->server_cmd));
+  if (run->cfg->client_cmd)
+    json_object_set_new (target, "client", json_string (run->cfg->client_cmd));
+  if (run->cfg->client_read_cmd)
+    json_object_set_new (target, "client_read",
+                         json_string (run->cfg->client_read_cmd));
+  if (run->cfg->client_write_cmd)
+    json_object_set_new (target, "client_write",
+                         json_string (run->cfg->client_write_cmd));
   for (size_t i = 0; i < run->n; i++)
     json_array_append_new (tests, record_json (&run->records[i]));
   json_object_set_new (root, "schema", json_string ("nbd-conform-results/1"));

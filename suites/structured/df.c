@@ -188,6 +188,63 @@ test_df_large (struct nc_ctx *t)
                ncx_errstr (r));
 }
 
+/* A DF read of the whole maximum payload (32 MiB at most).  Its one
+ * OFFSET_DATA chunk then carries more than the maximum payload, which the
+ * fixed overhead of the chunk header allows (SIZE-26), but the constraint
+ * of DF still binds (SIZE-27): one content chunk covering the request, or
+ * NBD_EOVERFLOW (allowed over 64 KiB) without any content chunk.
+ */
+static void
+test_df_max_payload (struct nc_ctx *t)
+{
+  struct nc_conn *c = open_df (t);
+  uint64_t len = nbdp_session_max_payload (&c->s);
+  unsigned char *exp, *w;
+  struct ncx_reply *r;
+  char d[512];
+
+  if (len > 32 * K * K)
+    len = 32 * K * K;
+  if (len < 128 * K)
+    nc_skip (t, "maximum payload %" PRIu64 " is below 128 KiB", len);
+  ncx_need_writable (t, c, len);
+  ncx_need_payload (t, c, len);
+  exp = calloc (1, len);
+  if (exp == NULL)
+    nc_error (t, "out of memory");
+  ncx_zero (t, c, 0, len);
+  w = ncx_write_pattern (t, c, len - 64 * K, 64 * K, 15);
+  memcpy (exp + len - 64 * K, w, 64 * K);
+  free (w);
+  r = ncx_cmd (t, c, NBD_CMD_READ, NBD_CMD_FLAG_DF, 0, len, NULL);
+  if (r->io_error) {
+    free (exp);
+    nc_fail (t, NULL, "READ 0+%" PRIu64 " with DF: %s", len, r->io_error);
+    return;
+  }
+  if (r->error == 0) {
+    if (ncx_check_read (t, r, exp, "CMD-READ-19") &&
+        check_one (t, r, "SIZE-27") == 1)
+      nc_info (t, "DF read of the maximum payload (%" PRIu64 " bytes) "
+               "served in one chunk", len);
+    free (exp);
+    return;
+  }
+  free (exp);
+  if (ncx_content_chunks (r) != 0)
+    nc_fail (t, "SIZE-27", "READ 0+%" PRIu64 " (the maximum payload) with "
+             "DF failed with %s after content chunks [%s], expected one "
+             "content chunk or none", len, ncx_errstr (r),
+             ncx_describe (r, d, sizeof d));
+  if (r->error == NBD_EOVERFLOW)
+    nc_info (t, "DF read of the maximum payload (%" PRIu64 " bytes) "
+             "refused with NBD_EOVERFLOW", len);
+  else
+    nc_should (t, "ERR-5", "DF read of the maximum payload (%" PRIu64
+               " bytes) failed with %s, expected success or NBD_EOVERFLOW",
+               len, ncx_errstr (r));
+}
+
 static const struct nc_test tests[] = {
   { "df-flag", "FLAG-TX-9", NBDP_MUST, test_df_flag,
     "records whether SEND_DF is advertised with structured replies" },
@@ -203,5 +260,8 @@ static const struct nc_test tests[] = {
   { "df-large", "CMD-READ-39 CMD-READ-40 FLAG-CMD-12 CMD-READ-36",
     NBDP_MUST, test_df_large,
     "large DF read: one chunk, or NBD_EOVERFLOW without content" },
+  { "df-max-payload", "SIZE-27 SIZE-26 CMD-READ-36 CMD-READ-39", NBDP_MUST,
+    test_df_max_payload, "DF read of the maximum payload: one chunk over "
+    "the maximum by its header, or NBD_EOVERFLOW without content" },
 };
 NC_SUITE ("structured", tests);
