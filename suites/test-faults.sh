@@ -20,12 +20,12 @@ mkdir -p "$TMPDIR"
 # "NAME args|IDS" lines: the server arguments and the IDs it breaks.
 cases=()
 while read -r name rest; do
-  ids=$(grep -oE 'RZ-[A-Z0-9]+-[0-9]+' <<< "$rest" | tr '\n' ' ')
+  ids=$(grep -oE 'RZ-[[:upper:][:digit:]]+-[0-9]+' <<< "$rest" | tr '\n' ' ')
   cases+=("fault-$name|--profile everything --fault $name|$ids")
 done < <("$NBD_REFSERVER" --list-faults)
 while read -r name conf rest; do
   [ "$conf" = negative ] || continue
-  ids=$(grep -oE 'RZ-[A-Z0-9]+-[0-9]+' <<< "$rest" | tr '\n' ' ')
+  ids=$(grep -oE 'RZ-[[:upper:][:digit:]]+-[0-9]+' <<< "$rest" | tr '\n' ' ')
   cases+=("profile-$name|--profile $name|$ids")
 done < <("$NBD_REFSERVER" --list-profiles)
 [ ${#cases[@]} -gt 0 ] || fail "no faults or negative profiles listed"
