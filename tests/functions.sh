@@ -201,3 +201,13 @@ j = json.load (open (sys.argv[1]))
 v = eval (sys.argv[2], {"j": j})
 print (str (v).lower () if isinstance (v, bool) else v)' "$1" "$2"
 }
+
+# unix_listening PATH: true once a socket bound to PATH is listening.  The
+# socket file appears at bind(), before listen(), so "test -S" is not
+# enough; this asks the kernel (flag __SO_ACCEPTCON in /proc/net/unix)
+# without connecting, which would use up a one-connection server.
+unix_listening ()
+{
+  awk -v p="$1" '$8 == p && $4 == "00010000" { found = 1 }
+                 END { exit !found }' /proc/net/unix
+}

@@ -18,7 +18,7 @@ fake ()
   sock=$NBDP_TEST_DIR/fake$n.sock
   "$FAKE" "$sock" "$1" 2>"$NBDP_TEST_DIR/fake$n.log" &
   _nbdp_pids+=("$!")
-  wait_for "fake server ($1) listening" 10 test -S "$sock"
+  wait_for "fake server ($1) listening" 10 unix_listening "$sock"
   uri="nbd+unix:///?socket=$sock"
 }
 

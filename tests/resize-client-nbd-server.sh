@@ -34,7 +34,7 @@ start_nbd_server ()
   nbd-server -C "$conf" -d 2>>"$NBDP_TEST_DIR/nbd-server.log" &
   nbds_pid=$!
   _nbdp_pids+=("$nbds_pid")
-  wait_for "nbd-server listening on $sock" 10 test -S "$sock"
+  wait_for "nbd-server listening on $sock" 10 unix_listening "$sock"
 }
 _nbdp_logs+=("$NBDP_TEST_DIR/nbd-server.log")
 eval "_orig_$(declare -f refclient)"

@@ -17,7 +17,7 @@ qemu-nbd -k "$sock" -f raw -t --pid-file "$pidfile" "$img" \
 qpid=$!
 cleanup_fn kill "$qpid"
 _nbdp_logs+=("$NBDP_TEST_DIR/qemu.log")
-wait_for "qemu-nbd listening on $sock" 10 test -S "$sock"
+wait_for "qemu-nbd listening on $sock" 10 unix_listening "$sock"
 uri="nbd+unix:///?socket=$sock"
 
 check_server_without_resize "$uri"
