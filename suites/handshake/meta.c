@@ -186,7 +186,8 @@ send_meta_raw (struct nc_ctx *t, struct nc_conn *c, uint32_t opt,
   nbdp_put32 (b, namelen_field);
   memcpy (b + 4, name, nl);
   nbdp_put32 (b + 4 + nl, count);
-  memcpy (b + 8 + nl, queries, qlen);
+  if (qlen > 0)            /* memcpy from NULL is undefined even for 0 */
+    memcpy (b + 8 + nl, queries, qlen);
   nc_send_option (t, c, opt, b, len);
   free (b);
 }
