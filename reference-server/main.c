@@ -449,7 +449,16 @@ main (int argc, char *argv[])
     }
     switch (c) {
     case 'U': unix_path = optarg; break;
-    case 'p': port = optarg; break;
+    case 'p':
+      /* A number 0-65535 (0: the kernel picks one); service names are
+       * not looked up, so a typo gets a clear message here.
+       */
+      if (optarg[strspn (optarg, "0123456789")] != '\0' || !*optarg ||
+          strlen (optarg) > 5 || atoi (optarg) > 65535)
+        nbdp_fatalx ("-p %s: expected a TCP port number from 0 to 65535",
+                     optarg);
+      port = optarg;
+      break;
     case 'i': addr = optarg; break;
     case 's': single = true; break;
     case 'f': foreground = true; break;
