@@ -158,6 +158,17 @@ must_stop (const struct nbdp_rz_client *rc)
   return nbdp_rz_violations_disconnect (&rc->vs) != NULL;
 }
 
+/* The last option reply was NBD_REP_ERR_SHUTDOWN: the client must end
+ * the handshake (with a soft disconnect, HS-TERM-14) rather than go on
+ * with the next option.
+ */
+static bool
+shutting_down (const struct nbdp_rz_client *rc)
+{
+  return rc->c->failure == NBDP_FAIL_REFUSED &&
+    rc->c->last_rep == NBD_REP_ERR_SHUTDOWN;
+}
+
 /* ---- life cycle ---------------------------------------------------- */
 
 static int reply_hook (void *opaque, struct nbdp_client *c,
@@ -497,7 +508,7 @@ nbdp_rz_handshake (struct nbdp_rz_client *rc, const struct nbdp_rz_opts *o)
   if (o->extended) {
     trace (rc, "C: NBD_OPT_EXTENDED_HEADERS");
     if (nbdp_client_opt_extended_headers (rc->c) == -1) {
-      if (rc->c->failure != NBDP_FAIL_REFUSED)
+      if (rc->c->failure != NBDP_FAIL_REFUSED || shutting_down (rc))
         return from_client (rc);
       trace (rc, "S: refused: %s", nbdp_client_error (rc->c));
     }
@@ -507,7 +518,7 @@ nbdp_rz_handshake (struct nbdp_rz_client *rc, const struct nbdp_rz_opts *o)
   if (o->structured && !rc->c->extended) {
     trace (rc, "C: NBD_OPT_STRUCTURED_REPLY");
     if (nbdp_client_opt_structured_reply (rc->c) == -1) {
-      if (rc->c->failure != NBDP_FAIL_REFUSED)
+      if (rc->c->failure != NBDP_FAIL_REFUSED || shutting_down (rc))
         return from_client (rc);
       trace (rc, "S: refused: %s", nbdp_client_error (rc->c));
     }
@@ -526,6 +537,9 @@ nbdp_rz_handshake (struct nbdp_rz_client *rc, const struct nbdp_rz_opts *o)
                         NBD_RESIZE_F_NOTIFY);
     if (nbdp_rz_opt_resize (rc, f) == -1)
       return -1;
+    if (rc->opt_rep == NBD_REP_ERR_SHUTDOWN)
+      return rz_fail (rc, NBDP_RZ_REFUSED, "sent NBD_OPT_RESIZE; the server "
+                      "replied NBD_REP_ERR_SHUTDOWN (it is shutting down)");
   }
 
   if (!o->no_block_size)
@@ -544,7 +558,8 @@ nbdp_rz_handshake (struct nbdp_rz_client *rc, const struct nbdp_rz_opts *o)
     struct nbdp_export e2;
     if (nbdp_rz_opt_info (rc, false, name, infos, n_infos, &e2,
                           &rc->info_ex) == -1) {
-      if (rc->status != NBDP_RZ_REFUSED)
+      if (rc->status != NBDP_RZ_REFUSED ||
+          e2.rep_error == NBD_REP_ERR_SHUTDOWN)
         return -1;
       trace (rc, "-- NBD_OPT_INFO refused: %s", rc->err);
     }
@@ -1166,9 +1181,10 @@ nbdp_rz_unsubscribe (struct nbdp_rz_client *rc, struct nbdp_rz_result *res)
   return r;
 }
 
-int
-nbdp_rz_pread (struct nbdp_rz_client *rc, void *buf, uint64_t count,
-               uint64_t offset, uint16_t flags)
+/* One NBD_CMD_READ, sent as it is. */
+static int
+read_one (struct nbdp_rz_client *rc, void *buf, uint64_t count,
+          uint64_t offset, uint16_t flags)
 {
   struct nbdp_rz_cmd rz = { .cmd = { .type = NBD_CMD_READ, .flags = flags,
                                      .offset = offset, .count = count,
@@ -1181,6 +1197,88 @@ nbdp_rz_pread (struct nbdp_rz_client *rc, void *buf, uint64_t count,
     return -1;
   nbdp_rz_violations_clear (&vs);
   return conclude (rc, &rz, &vs);
+}
+
+/* The size constraints that bind a read (proto.md "Size constraints"):
+ * the minimum block size (offsets and lengths are multiples of it) and
+ * the largest length of one request: the advertised maximum payload, or
+ * without NBD_INFO_BLOCK_SIZE the 32 MiB a client desiring
+ * interoperability keeps to; a multiple of the minimum block size.
+ */
+static void
+read_limits (const struct nbdp_rz_client *rc, uint64_t *min, uint64_t *max)
+{
+  const struct nbdp_client *c = rc->c;
+
+  *min = 1;
+  *max = NBDP_RZ_DEFAULT_MAX_PAYLOAD;
+  if (c->have_block_size) {
+    /* A minimum above 64 KiB is itself a server violation; the bounce
+     * buffer below never exceeds that.
+     */
+    if (c->min_block > 1 && c->min_block <= 65536)
+      *min = c->min_block;
+    if (c->max_block > 0)
+      *max = c->max_block;
+  }
+  *max -= *max % *min;
+  if (*max == 0)
+    *max = *min;
+}
+
+int
+nbdp_rz_pread (struct nbdp_rz_client *rc, void *buf, uint64_t count,
+               uint64_t offset, uint16_t flags)
+{
+  uint64_t min, max, pos = offset, end, size = rc->st.size;
+  unsigned char *bounce = NULL;
+  int ret = 0;
+
+  read_limits (rc, &min, &max);
+  if (count > UINT64_MAX - offset)
+    return rz_fail (rc, NBDP_RZ_IO, "not sent: READ offset %" PRIu64
+                    " length %" PRIu64 " wraps around", offset, count);
+  end = offset + count;
+  if (count == 0 ||
+      (count <= max && offset % min == 0 && count % min == 0))
+    return read_one (rc, buf, count, offset, flags);
+
+  /* Split by the maximum payload (SIZE-25); a partial block at either
+   * end is read whole (SIZE-31) into a bounce buffer, or as far as the
+   * export goes if the size is not a multiple of the minimum block size
+   * (the only way to reach those bytes).  Every piece is checked as it
+   * comes back; the first failure ends the read.
+   */
+  while (pos < end && ret == 0) {
+    uint64_t blk = pos - pos % min;
+
+    if (blk != pos || end - pos < min) {
+      uint64_t n = min, take;
+
+      if (end <= size && blk < size && n > size - blk)
+        n = size - blk;
+      if (bounce == NULL && (bounce = malloc (min)) == NULL) {
+        ret = rz_fail (rc, NBDP_RZ_IO, "%s", strerror (ENOMEM));
+        break;
+      }
+      ret = read_one (rc, bounce, n, blk, flags);
+      take = (blk + n < end ? blk + n : end) - pos;
+      if (ret == 0)
+        memcpy ((unsigned char *) buf + (pos - offset), bounce + (pos - blk),
+                take);
+      pos += take;
+    }
+    else {
+      uint64_t n = end - pos < max ? end - pos : max;
+
+      n -= n % min;
+      ret = read_one (rc, (unsigned char *) buf + (pos - offset), n, pos,
+                      flags);
+      pos += n;
+    }
+  }
+  free (bounce);
+  return ret;
 }
 
 int
@@ -1212,6 +1310,20 @@ nbdp_rz_disc (struct nbdp_rz_client *rc)
 {
   if (rc->c->fd < 0 || rc->c->dead)
     return 0;
+  if (!rc->c->transmission) {
+    /* The handshake ended early (e.g. NBD_OPT_GO refused): the soft
+     * disconnect of option haggling is NBD_OPT_ABORT (HS-TERM-9,
+     * HS-TERM-14).  Nothing to send before the client flags.
+     */
+    if (!rc->c->cflags_sent)
+      return 0;
+    trace (rc, "C: NBD_OPT_ABORT");
+    if (nbdp_client_soft_disconnect (rc->c) == -1)
+      return from_client (rc);
+    trace (rc, "S: %s", rc->c->last_rep == NBD_REP_ACK
+           ? "NBD_REP_ACK to NBD_OPT_ABORT" : "closed the connection");
+    return 0;
+  }
   trace (rc, "C: NBD_CMD_DISC");
   if (rc->sub && !rc->sub->cmd.done)
     rc->st.sub.disc_sent = true;

@@ -134,6 +134,16 @@ int nbdp_rz_resize_raw (struct nbdp_rz_client *rc, uint16_t flags,
                         uint64_t offset, uint64_t count,
                         struct nbdp_rz_result *res);
 
+/* Default bound on one read without NBD_INFO_BLOCK_SIZE (2^25). */
+#define NBDP_RZ_DEFAULT_MAX_PAYLOAD (UINT64_C (32) * 1024 * 1024)
+
+/* A read of count bytes at offset, as several NBD_CMD_READ requests if
+ * the size constraints ask for it: none longer than the maximum payload
+ * (or 32 MiB without NBD_INFO_BLOCK_SIZE), offsets and lengths multiples
+ * of the minimum block size (a partial block at either end is read whole
+ * and only the asked bytes are kept).  Pieces go one at a time; the
+ * first failure ends the read (buf partly filled).
+ */
 int nbdp_rz_pread (struct nbdp_rz_client *rc, void *buf, uint64_t count,
                    uint64_t offset, uint16_t flags);
 /* A write; past the end it is a growing write (needs AUTO_GROW, see
@@ -143,7 +153,10 @@ int nbdp_rz_pwrite (struct nbdp_rz_client *rc, const void *buf,
                     uint64_t count, uint64_t offset, uint16_t flags,
                     struct nbdp_rz_result *res);
 /* NBD_CMD_DISC; with a subscription active, waits (within the client
- * timeout) for the chunk that ends it (RZ-SUB-13) and for EOF.
+ * timeout) for the chunk that ends it (RZ-SUB-13) and for EOF.  Before
+ * transmission (the handshake failed, e.g. NBD_OPT_GO refused) the soft
+ * disconnect is NBD_OPT_ABORT instead.  Nothing is sent on a connection
+ * that is closed or dead.
  */
 int nbdp_rz_disc (struct nbdp_rz_client *rc);
 

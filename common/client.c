@@ -430,6 +430,7 @@ nbdp_client_send_cflags (struct nbdp_client *c, uint32_t cflags)
   if (send_full (c, b, 4, "client flags") == -1)
     return -1;
   c->cflags = cflags;
+  c->cflags_sent = true;
   return 0;
 }
 
@@ -1030,12 +1031,14 @@ nbdp_client_handshake (struct nbdp_client *c,
 
   if (fixed && opts->extended_headers) {
     if (nbdp_client_opt_extended_headers (c) == -1 &&
-        (c->failure != NBDP_FAIL_REFUSED || opts->require))
+        (c->failure != NBDP_FAIL_REFUSED || opts->require ||
+         c->last_rep == NBD_REP_ERR_SHUTDOWN))
       return -1;
   }
   if (fixed && opts->structured_reply && !c->extended) {
     if (nbdp_client_opt_structured_reply (c) == -1 &&
-        (c->failure != NBDP_FAIL_REFUSED || opts->require))
+        (c->failure != NBDP_FAIL_REFUSED || opts->require ||
+         c->last_rep == NBD_REP_ERR_SHUTDOWN))
       return -1;
   }
   if (fixed && opts->n_meta_contexts > 0 && (c->structured || c->extended)) {
@@ -1043,7 +1046,8 @@ nbdp_client_handshake (struct nbdp_client *c,
     if (nbdp_client_opt_meta_context (c, true, name, opts->meta_contexts,
                                       opts->n_meta_contexts, NULL, 0,
                                       &got) == -1 &&
-        (c->failure != NBDP_FAIL_REFUSED || opts->require))
+        (c->failure != NBDP_FAIL_REFUSED || opts->require ||
+         c->last_rep == NBD_REP_ERR_SHUTDOWN))
       return -1;
     if (opts->require && c->n_contexts < opts->n_meta_contexts)
       return fail (c, NBDP_FAIL_REFUSED, ENOTSUP,
@@ -1574,14 +1578,21 @@ apply_error_chunk (struct nbdp_cmd *cmd, const struct nbdp_client_reply *r)
   }
 }
 
-/* Apply one received reply to its command. */
-static void
+/* Apply one received reply to its command.  Returns true if the reply
+ * requires a hard disconnect at once (proto.md "Structured reply types":
+ * for a chunk of unknown non-error type, or NBD_REPLY_TYPE_NONE without
+ * NBD_REPLY_FLAG_DONE, "the client MUST initiate a hard disconnect"):
+ * waiting on for a DONE that may never come is not an option.  Other
+ * violations are recorded in cmd and the reply is read to its end.
+ */
+static bool
 apply (struct nbdp_client *c, struct nbdp_cmd *cmd,
        const struct nbdp_client_reply *r)
 {
   char cb[32], tb[32];
   const char *cn = cmd_name (cmd->type, cb, sizeof cb);
   const char *tn = type_name (r->hdr.type, tb, sizeof tb);
+  bool hard = false;
 
   cmd->n_chunks++;
 
@@ -1628,9 +1639,11 @@ apply (struct nbdp_client *c, struct nbdp_cmd *cmd,
         violation (cmd, "%s (cookie %" PRIu64 "): NBD_REPLY_TYPE_NONE with "
                    "%" PRIu64 " bytes of payload (expected 0)", cn,
                    cmd->cookie, r->payload_len);
-      if (!r->final)
+      if (!r->final) {
         violation (cmd, "%s (cookie %" PRIu64 "): NBD_REPLY_TYPE_NONE "
                    "without NBD_REPLY_FLAG_DONE", cn, cmd->cookie);
+        hard = true;
+      }
     }
     else if (type == NBD_REPLY_TYPE_OFFSET_DATA) {
       if (cmd->type != NBD_CMD_READ)
@@ -1681,19 +1694,27 @@ apply (struct nbdp_client *c, struct nbdp_cmd *cmd,
     else if (c->chunk_hook) {
       char msg[NBDP_CLIENT_ERRMAX] = "";
 
-      if (c->chunk_hook (c->hook_opaque, c, cmd, r, msg, sizeof msg) == -1)
+      /* A refusal is an unknown type to the extension, or one of its
+       * violations that end the connection.
+       */
+      if (c->chunk_hook (c->hook_opaque, c, cmd, r, msg, sizeof msg) == -1) {
         violation (cmd, "%s", msg[0] ? msg : "chunk refused by the hook");
+        hard = true;
+      }
     }
-    else
+    else {
       violation (cmd, "%s (cookie %" PRIu64 "): unknown non-error chunk "
                  "type %s", cn, cmd->cookie, tn);
+      hard = true;
+    }
   }
 
-  if (!r->final)
-    return;
-  cmd->done = true;
+  if (r->final)
+    cmd->done = true;
+  if (hard || !r->final)
+    return hard;
   if (cmd->error || cmd->violation)
-    return;
+    return false;
   if (cmd->type == NBD_CMD_READ &&
       cmd->data_bytes + cmd->hole_bytes != cmd->count)
     violation (cmd, "NBD_CMD_READ offset %" PRIu64 " count %" PRIu64
@@ -1712,6 +1733,7 @@ apply (struct nbdp_client *c, struct nbdp_cmd *cmd,
                    "context", cmd->cookie, c->contexts[i].name,
                    c->contexts[i].id);
   }
+  return false;
 }
 
 int
@@ -1745,9 +1767,11 @@ nbdp_client_cmd_poll (struct nbdp_client *c, struct nbdp_cmd **which)
                  : type_name (r.hdr.type, nb, sizeof nb), r.hdr.cookie);
   if (e.cmd == NULL)
     return 0;                   /* a raw request: nothing to apply */
-  apply (c, e.cmd, &r);
   if (which)
     *which = e.cmd;
+  if (apply (c, e.cmd, &r))
+    return fail_dead (c, NBDP_FAIL_PROTOCOL, EPROTO, "%s (hard disconnect)",
+                      e.cmd->violation_message);
   return 0;
 }
 
@@ -1904,4 +1928,17 @@ nbdp_client_disc (struct nbdp_client *c)
     return -1;
   shutdown (c->fd, SHUT_WR);
   return 0;
+}
+
+int
+nbdp_client_soft_disconnect (struct nbdp_client *c)
+{
+  clear_failure (c);
+  if (c->fd == -1 || c->dead)
+    return 0;
+  if (c->transmission)
+    return nbdp_client_disc (c);
+  if (!c->cflags_sent)
+    return 0;
+  return nbdp_client_opt_abort (c);
 }

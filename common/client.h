@@ -15,8 +15,10 @@
  *    protocol; the message says how), NBDP_FAIL_IO (EOF, timeout, socket
  *    error, or a local error such as a bad argument).
  *  - After a failure that leaves the byte stream out of step (a bad magic,
- *    an oversized length, EOF, timeout) c->dead is set and every further
- *    call fails at once.
+ *    an oversized length, EOF, timeout), or a reply after which the
+ *    protocol asks for a hard disconnect (a chunk of unknown non-error
+ *    type, NBD_REPLY_TYPE_NONE without DONE), c->dead is set and every
+ *    further call fails at once; closing the socket is the owner's.
  *  - Payload pointers handed back (option reply payloads, reply chunk
  *    payloads) point into a buffer owned by the client: they stay valid
  *    until the next receive call on that client.
@@ -95,6 +97,7 @@ struct nbdp_client {
   bool oldstyle;                /* oldstyle greeting received */
   uint16_t gflags;              /* newstyle handshake flags */
   uint32_t cflags;              /* client flags sent */
+  bool cflags_sent;             /* ... and sent: option haggling began */
   uint32_t last_rep;            /* last option reply type received */
   bool structured;              /* NBD_OPT_STRUCTURED_REPLY acked */
   bool extended;                /* NBD_OPT_EXTENDED_HEADERS acked */
@@ -405,5 +408,15 @@ int nbdp_client_block_status (struct nbdp_client *c, uint64_t count,
                               size_t *n_extents);
 /* NBD_CMD_DISC (no reply), then shut down the write side. */
 int nbdp_client_disc (struct nbdp_client *c);
+/* End the session with the soft disconnect of the current phase: during
+ * option haggling (client flags sent, not in transmission)
+ * NBD_OPT_ABORT, waiting for its ACK or the close
+ * (nbdp_client_opt_abort); in transmission NBD_CMD_DISC
+ * (nbdp_client_disc).  Returns 0 without sending anything when the
+ * connection is closed or dead (after a failure that calls for a hard
+ * disconnect) or before the client flags (no soft disconnect exists
+ * there).  Either way no further request may follow on the connection.
+ */
+int nbdp_client_soft_disconnect (struct nbdp_client *c);
 
 #endif /* NBDP_CLIENT_H */

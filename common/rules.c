@@ -227,6 +227,9 @@ inflight_free (struct nbdp_rules_req *r)
   free (r->ranges);
   r->ranges = NULL;
   r->nr_ranges = r->cap_ranges = 0;
+  free (r->errs);
+  r->errs = NULL;
+  r->nr_errs = r->cap_errs = 0;
 }
 
 void
@@ -876,29 +879,107 @@ ranges_overlap (uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
   return b - a < alen;
 }
 
-static int
-add_range (struct nbdp_rules_req *r, uint64_t off, uint64_t len, bool error)
+/* In v[0..n), sorted by offset and disjoint (so sorted by end too): the
+ * index of the first range that ends after off (n if none).
+ */
+static size_t
+first_ending_after (const struct nbdp_range *v, size_t n, uint64_t off)
 {
-  if (r->nr_ranges == r->cap_ranges) {
-    size_t cap = r->cap_ranges ? r->cap_ranges * 2 : 8;
-    struct nbdp_range *p = realloc (r->ranges, cap * sizeof *p);
+  size_t lo = 0, hi = n;
+
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (v[mid].off <= off && off - v[mid].off >= v[mid].len)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Make room for one more range at index i of a list (*v, *n, *cap).
+ * -1 when out of memory or at NBDP_MAX_RANGES.
+ */
+static int
+open_slot (struct nbdp_range **v, size_t *n, size_t *cap, size_t i)
+{
+  if (*n >= NBDP_MAX_RANGES)
+    return -1;
+  if (*n == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 8;
+    struct nbdp_range *p;
+
+    if (ncap > NBDP_MAX_RANGES)
+      ncap = NBDP_MAX_RANGES;
+    p = realloc (*v, ncap * sizeof *p);
     if (p == NULL)
       return -1;
-    r->ranges = p;
-    r->cap_ranges = cap;
+    *v = p;
+    *cap = ncap;
   }
-  r->ranges[r->nr_ranges++] = (struct nbdp_range) { off, len, error };
+  memmove (&(*v)[i + 1], &(*v)[i], (*n - i) * sizeof **v);
+  (*n)++;
   return 0;
 }
 
-/* A content chunk [off, off+len): range and overlap checks, then record. */
+/* Record the content range [off, off+len), which overlaps none recorded,
+ * at index i (from first_ending_after).  While no error offset has been
+ * seen it merges with adjacent ranges: the earliest chunk of a merged
+ * range then still predates every error offset, which is all the
+ * CMD-READ-31 / SR-DATA-3 choice in content_chunk needs.  -1 if it
+ * could not be recorded (the bound, or out of memory).
+ */
+static int
+add_content (struct nbdp_rules_req *r, size_t i, uint64_t off, uint64_t len,
+             unsigned seq)
+{
+  struct nbdp_range *v = r->ranges;
+
+  if (r->nr_errs == 0) {
+    bool prev = i > 0 && off - v[i - 1].off == v[i - 1].len;
+    bool next = i < r->nr_ranges && v[i].off - off == len;
+
+    if (prev && next) {
+      v[i - 1].len += len + v[i].len;
+      if (v[i].seq < v[i - 1].seq)
+        v[i - 1].seq = v[i].seq;
+      memmove (&v[i], &v[i + 1], (r->nr_ranges - i - 1) * sizeof *v);
+      r->nr_ranges--;
+      return 0;
+    }
+    if (prev) {
+      v[i - 1].len += len;
+      return 0;
+    }
+    if (next) {
+      v[i].off = off;
+      v[i].len += len;
+      return 0;
+    }
+  }
+  if (open_slot (&r->ranges, &r->nr_ranges, &r->cap_ranges, i) == -1)
+    return -1;
+  r->ranges[i] = (struct nbdp_range) { off, len, seq, false };
+  return 0;
+}
+
+/* How far content_chunk looks into the overlapped ranges to find the
+ * earliest one; past it the choice of ID can differ (both IDs are
+ * broken then), the verdict that the chunk overlaps cannot.
+ */
+#define OVERLAP_SCAN 64
+
+/* A content chunk [off, off+len): range and overlap checks, then record.
+ * O(log n) in the ranges recorded: both lists are sorted.
+ */
 static void
 content_chunk (struct nbdp_rules_req *r, bool hole, uint64_t off,
                uint64_t len, struct nbdp_violations *out)
 {
   const char *what = hole ? "NBD_REPLY_TYPE_OFFSET_HOLE"
                           : "NBD_REPLY_TYPE_OFFSET_DATA";
-  size_t i;
+  const struct nbdp_range *c = NULL, *e = NULL;
+  size_t i, j, k;
 
   r->content_chunks++;
   if ((r->flags & NBD_CMD_FLAG_DF) && r->content_chunks == 2)
@@ -913,19 +994,36 @@ content_chunk (struct nbdp_rules_req *r, bool hole, uint64_t off,
           off, len);
     return;
   }
-  for (i = 0; i < r->nr_ranges; i++)
-    if (ranges_overlap (off, len, r->ranges[i].off, r->ranges[i].len)) {
-      MUST (out, r->ranges[i].error ? R_CONTENT_AFTER_ERR
-            : hole ? R_HOLE_OVERLAP : R_DATA_OVERLAP, "NBD_CMD_READ offset %" PRIu64
-            " length %" PRIu64 ": %s for offset %" PRIu64 " length %" PRIu64
-            " overlaps an earlier %s at offset %" PRIu64 " length %" PRIu64,
-            r->offset, r->count, what, off, len,
-            r->ranges[i].error ? "error chunk" : "content chunk",
-            r->ranges[i].off, r->ranges[i].len);
-      return;
-    }
+
+  /* The earliest overlapped content range and error offset, if any: the
+   * one reported first decides the requirement (as if every earlier
+   * range were checked in the order received).
+   */
+  i = first_ending_after (r->ranges, r->nr_ranges, off);
+  for (k = i; k < r->nr_ranges && k - i < OVERLAP_SCAN &&
+         ranges_overlap (off, len, r->ranges[k].off, r->ranges[k].len); k++)
+    if (c == NULL || r->ranges[k].seq < c->seq)
+      c = &r->ranges[k];
+  j = first_ending_after (r->errs, r->nr_errs, off);
+  for (k = j; k < r->nr_errs && k - j < OVERLAP_SCAN &&
+         r->errs[k].off - off < len; k++)
+    if (e == NULL || r->errs[k].seq < e->seq)
+      e = &r->errs[k];
+  if (e && (c == NULL || e->seq < c->seq))
+    c = e;
+  if (c) {
+    MUST (out, c->error ? R_CONTENT_AFTER_ERR
+          : hole ? R_HOLE_OVERLAP : R_DATA_OVERLAP, "NBD_CMD_READ offset %" PRIu64
+          " length %" PRIu64 ": %s for offset %" PRIu64 " length %" PRIu64
+          " overlaps an earlier %s at offset %" PRIu64 " length %" PRIu64,
+          r->offset, r->count, what, off, len,
+          c->error ? "error chunk" : "content chunk", c->off, c->len);
+    return;
+  }
   r->covered += len;
-  if (add_range (r, off, len, false) == -1)
+  /* Past the bound the range is not kept (see NBDP_MAX_RANGES). */
+  if (add_content (r, i, off, len, r->chunks) == -1 &&
+      r->nr_ranges < NBDP_MAX_RANGES)
     MUST (out, "INTERNAL", "out of memory recording a chunk range");
 }
 
@@ -1153,11 +1251,13 @@ check_error_chunk (const struct nbdp_session *s, struct nbdp_rules_req *r,
             "within the request", tn, off, r->offset, r->count);
       return;
     }
-    for (i = 0; i < r->nr_ranges; i++)
-      if (r->ranges[i].error && r->ranges[i].off == off)
-        SHOULD (out, R_ERR_OFFSET_REPEAT, "%s: offset %" PRIu64 " reported "
-                "twice in one reply", tn, off);
-    if (add_range (r, off, 1, true) == -1)
+    i = first_ending_after (r->errs, r->nr_errs, off);
+    if (i < r->nr_errs && r->errs[i].off == off)
+      SHOULD (out, R_ERR_OFFSET_REPEAT, "%s: offset %" PRIu64 " reported "
+              "twice in one reply", tn, off);
+    else if (open_slot (&r->errs, &r->nr_errs, &r->cap_errs, i) == 0)
+      r->errs[i] = (struct nbdp_range) { off, 1, r->chunks, true };
+    else if (r->nr_errs < NBDP_MAX_RANGES)
       MUST (out, "INTERNAL", "out of memory recording a chunk range");
   }
 }

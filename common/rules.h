@@ -65,9 +65,18 @@ const char *nbdp_level_name (enum nbdp_level level);
 #define NBDP_MAX_CONTEXTS 16
 #define NBDP_RECENT_DONE  8
 
+/* Most ranges of each kind kept per request (bounded memory, about
+ * 1.5 MiB a list).  Adjacent content ranges merge, so a reply in order
+ * (or in reverse order) keeps one whatever its number of chunks; past
+ * the bound further ranges go unrecorded, and a chunk overlapping one of
+ * them still shows when the DONE finds more bytes covered than asked.
+ */
+#define NBDP_MAX_RANGES 65536
+
 struct nbdp_range {
   uint64_t off;
   uint64_t len;
+  unsigned seq;               /* chunk number that recorded it (earliest) */
   bool error;                 /* an error offset (len 1), not content */
 };
 
@@ -85,8 +94,15 @@ struct nbdp_rules_req {
   bool generic_error;         /* an NBD_REPLY_TYPE_ERROR was seen */
   bool offset_error;          /* an NBD_REPLY_TYPE_ERROR_OFFSET was seen */
   uint64_t covered;           /* bytes described by content chunks */
-  struct nbdp_range *ranges;  /* content and error-offset ranges seen */
+  /* Content ranges seen: sorted by offset, disjoint, adjacent ones
+   * merged while no error offset was seen.  Error offsets seen: sorted,
+   * each once (with the chunk that first reported it).  Looked up by
+   * binary search.
+   */
+  struct nbdp_range *ranges;
   size_t nr_ranges, cap_ranges;
+  struct nbdp_range *errs;
+  size_t nr_errs, cap_errs;
   unsigned status_chunks[NBDP_MAX_CONTEXTS]; /* per session context */
   unsigned status_unknown;    /* status chunks for unknown context IDs */
 };

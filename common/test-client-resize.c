@@ -6,6 +6,7 @@
  * sends is not read (the buffer holds it too).
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,7 +23,7 @@
 /* ---- a scripted server --------------------------------------------- */
 
 struct script {
-  unsigned char b[8192];
+  unsigned char b[32768];
   size_t n;
 };
 
@@ -316,7 +317,98 @@ test_plain_client_unknown_chunk (void **state)
   assert_int_equal (nbdp_client_pread (c, buf, sizeof buf, 0, 0), -1);
   assert_int_equal (c->failure, NBDP_FAIL_PROTOCOL);
   assert_non_null (strstr (nbdp_client_error (c), "unknown non-error chunk"));
+  /* SR-TYPE-1: a hard disconnect at once, not a wait for the DONE. */
+  assert_true (c->dead);
   nbdp_client_free (c);
+  close (sv[1]);
+}
+
+/* Reads follow NBD_INFO_BLOCK_SIZE (SIZE-25, SIZE-31): 10000 bytes at
+ * offset 100 with minimum 512 and maximum 4096 go out as [0, 512),
+ * [512, 4608), [4608, 8704), [8704, 9728) and [9728, 10240), one at a
+ * time (cookies 1 to 5); the replies only fit those requests, so any
+ * other split shows as a violation.
+ */
+static void
+test_read_split (void **state)
+{
+  static const uint64_t piece[][2] = {
+    { 0, 512 }, { 512, 4096 }, { 4608, 4096 }, { 8704, 1024 }, { 9728, 512 },
+  };
+  struct script s = { .n = 0 };
+  struct nbdp_rz_client *rc;
+  struct nbdp_rz_opts o = neg_opts;
+  unsigned char b[8 + 4096], out[10000];
+  size_t i, j;
+
+  o.no_block_size = false;
+  greeting (&s);
+  opt_reply (&s, NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK, NULL, 0);
+  opt_reply (&s, NBD_OPT_RESIZE, NBD_REP_ACK, NULL, 0);
+  nbdp_put16 (b, NBD_INFO_BLOCK_SIZE);
+  nbdp_put32 (b + 2, 512);
+  nbdp_put32 (b + 6, 4096);
+  nbdp_put32 (b + 10, 4096);
+  opt_reply (&s, NBD_OPT_GO, NBD_REP_INFO, b, 14);
+  go_reply (&s, 1 << 20, NBD_FLAG_SEND_RESIZE, &everything);
+  for (i = 0; i < 5; i++) {
+    nbdp_put64 (b, piece[i][0]);
+    for (j = 0; j < piece[i][1]; j++)
+      b[8 + j] = (unsigned char) ((piece[i][0] + j) * 7);
+    chunk (&s, false, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, i + 1,
+           0, b, 8 + piece[i][1]);
+  }
+  rc = client (&s);
+  assert_int_equal (nbdp_rz_handshake (rc, &o), 0);
+  assert_true (rc->c->have_block_size);
+  if (nbdp_rz_pread (rc, out, sizeof out, 100, 0) == -1)
+    fail_msg ("split read: %s", nbdp_rz_error (rc));
+  for (j = 0; j < sizeof out; j++)
+    if (out[j] != (unsigned char) ((100 + j) * 7))
+      fail_msg ("byte %zu of the read is 0x%02x", j, out[j]);
+  assert_int_equal (rc->vs.n, 0);
+  assert_true (rc->c->next_cookie == 6);
+  nbdp_rz_client_free (rc);
+}
+
+/* After a refused NBD_OPT_GO, nbdp_rz_disc ends the handshake softly
+ * with NBD_OPT_ABORT (HS-TERM-9), not NBD_CMD_DISC.
+ */
+static void
+test_abort_after_refused_go (void **state)
+{
+  struct script s = { .n = 0 };
+  struct nbdp_rz_client *rc = nbdp_rz_client_new ();
+  unsigned char got[4096];
+  ssize_t n, i;
+  bool abort_seen = false;
+  int sv[2];
+
+  greeting (&s);
+  opt_reply (&s, NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK, NULL, 0);
+  opt_reply (&s, NBD_OPT_RESIZE, NBD_REP_ACK, NULL, 0);
+  opt_reply (&s, NBD_OPT_GO, NBD_REP_ERR_UNKNOWN, "gone", 4);
+  opt_reply (&s, NBD_OPT_ABORT, NBD_REP_ACK, NULL, 0);
+  assert_non_null (rc);
+  assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  assert_int_equal (nbdp_write_full (sv[1], s.b, s.n), 0);
+  shutdown (sv[1], SHUT_WR);
+  nbdp_rz_set_fd (rc, sv[0]);
+  nbdp_client_set_timeout (rc->c, 5000);
+  assert_int_equal (nbdp_rz_handshake (rc, &neg_opts), -1);
+  assert_int_equal (rc->status, NBDP_RZ_REFUSED);
+  assert_int_equal (nbdp_rz_disc (rc), 0);
+  assert_int_equal (rc->c->last_rep, NBD_REP_ACK);
+  nbdp_rz_client_free (rc);
+  /* The client's bytes: the last option is NBD_OPT_ABORT, no request. */
+  n = read (sv[1], got, sizeof got);
+  assert_true (n >= 16);
+  for (i = 0; i + 16 <= n; i++)
+    if (nbdp_get64 (got + i) == NBD_NEW_VERSION &&
+        nbdp_get32 (got + i + 8) == NBD_OPT_ABORT)
+      abort_seen = true;
+  assert_true (abort_seen);
+  assert_int_equal (nbdp_get32 (got + n - 8), NBD_OPT_ABORT);
   close (sv[1]);
 }
 
@@ -330,6 +422,8 @@ main (void)
     cmocka_unit_test (test_subscription),
     cmocka_unit_test (test_legacy),
     cmocka_unit_test (test_plain_client_unknown_chunk),
+    cmocka_unit_test (test_read_split),
+    cmocka_unit_test (test_abort_after_refused_go),
   };
 
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -377,13 +377,20 @@ script_bad_read (struct peer *p, int how)
   case 8:                       /* reply for a cookie never sent */
     peer_data (p, req.cookie + 1000, NBD_REPLY_FLAG_DONE, 100, "A", 1);
     break;
+  case 9:                       /* unknown chunk type, no DONE, silence */
+    peer_chunk (p, req.cookie, 0, 0x0063, "junk", 4);
+    break;
+  case 10:                      /* NONE without DONE, silence */
+    peer_chunk (p, req.cookie, 0, NBD_REPLY_TYPE_NONE, NULL, 0);
+    break;
   }
 }
 
 #define BAD_READ(n)                                                     \
   static void script_bad_read_##n (struct peer *p) { script_bad_read (p, n); }
 BAD_READ (0) BAD_READ (1) BAD_READ (2) BAD_READ (3) BAD_READ (4)
-BAD_READ (5) BAD_READ (6) BAD_READ (7) BAD_READ (8)
+BAD_READ (5) BAD_READ (6) BAD_READ (7) BAD_READ (8) BAD_READ (9)
+BAD_READ (10)
 
 static void
 run_bad_read (void (*script) (struct peer *), enum nbdp_failure kind,
@@ -463,6 +470,43 @@ test_read_unknown_cookie (void **state)
 {
   run_bad_read (script_bad_read_8, NBDP_FAIL_PROTOCOL, "no request in flight",
                 EPROTO);
+}
+
+/* Chunks that call for a hard disconnect (proto.md "Structured reply
+ * types", SR-TYPE-1, SR-TYPE-5): the read fails at once and the
+ * connection is dead, without waiting for a DONE the server never sends
+ * (the old behaviour timed out: NBDP_FAIL_IO).
+ */
+static void
+run_hard_disconnect (void (*script) (struct peer *), const char *mention)
+{
+  struct peer p;
+  struct nbdp_client *c = start (&p, script);
+  char buf[10];
+
+  if (nbdp_client_handshake (c, &sr_opts) == -1)
+    fail_msg ("%s", nbdp_client_error (c));
+  assert_int_equal (nbdp_client_pread (c, buf, 10, 100, 0), -1);
+  assert_int_equal (c->failure, NBDP_FAIL_PROTOCOL);
+  assert_true (c->dead);
+  assert_error_mentions (c, mention);
+  assert_error_mentions (c, "hard disconnect");
+  /* Nothing more goes out, not even NBD_CMD_DISC. */
+  assert_int_equal (nbdp_client_soft_disconnect (c), 0);
+  assert_int_equal (nbdp_client_pread (c, buf, 10, 100, 0), -1);
+  finish (&p, c);
+}
+
+static void
+test_read_unknown_type (void **state)
+{
+  run_hard_disconnect (script_bad_read_9, "unknown non-error chunk type");
+}
+
+static void
+test_read_none_without_done (void **state)
+{
+  run_hard_disconnect (script_bad_read_10, "without NBD_REPLY_FLAG_DONE");
 }
 
 /* Oversized option reply: a protocol failure, not a crash. */
@@ -555,6 +599,69 @@ test_go_refused (void **state)
   assert_int_equal (c->failure, NBDP_FAIL_REFUSED);
   assert_int_equal (c->last_rep, NBD_REP_ERR_UNKNOWN);
   assert_error_mentions (c, "NBD_REP_ERR_UNKNOWN: no such export");
+  finish (&p, c);
+}
+
+/* NBD_REP_ERR_SHUTDOWN to an option: the handshake stops (no GO), and
+ * the soft disconnect of option haggling is NBD_OPT_ABORT (HS-TERM-14);
+ * the server may close instead of acking it.
+ */
+static void
+script_shutdown (struct peer *p)
+{
+  unsigned char buf[256];
+  uint32_t len, opt;
+
+  peer_greet (p, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+  peer_cflags (p);
+  opt = peer_opt (p, buf, sizeof buf, &len);
+  PEER_CHECK (p, opt == NBD_OPT_STRUCTURED_REPLY);
+  peer_rep (p, opt, NBD_REP_ERR_SHUTDOWN, NULL, 0);
+  opt = peer_opt (p, buf, sizeof buf, &len);
+  PEER_CHECK (p, opt == NBD_OPT_ABORT && len == 0);
+  shutdown (p->fd, SHUT_WR);    /* close instead of an ACK */
+}
+
+static void
+test_shutdown_soft_disconnect (void **state)
+{
+  struct peer p;
+  struct nbdp_client *c = start (&p, script_shutdown);
+
+  assert_int_equal (nbdp_client_handshake (c, &sr_opts), -1);
+  assert_int_equal (c->failure, NBDP_FAIL_REFUSED);
+  assert_int_equal (c->last_rep, NBD_REP_ERR_SHUTDOWN);
+  assert_false (c->transmission);
+  if (nbdp_client_soft_disconnect (c) == -1)
+    fail_msg ("%s", nbdp_client_error (c));
+  finish (&p, c);
+}
+
+/* After a refused GO the soft disconnect is an acked NBD_OPT_ABORT. */
+static void
+script_go_refused_abort (struct peer *p)
+{
+  unsigned char buf[256];
+  uint32_t len, opt;
+
+  script_go_refused (p);
+  if (p->failed)
+    return;
+  opt = peer_opt (p, buf, sizeof buf, &len);
+  PEER_CHECK (p, opt == NBD_OPT_ABORT && len == 0);
+  peer_rep (p, opt, NBD_REP_ACK, NULL, 0);
+}
+
+static void
+test_go_refused_abort (void **state)
+{
+  struct peer p;
+  struct nbdp_client *c = start (&p, script_go_refused_abort);
+
+  assert_int_equal (nbdp_client_handshake (c, NULL), -1);
+  if (nbdp_client_soft_disconnect (c) == -1)
+    fail_msg ("%s", nbdp_client_error (c));
+  assert_int_equal (c->last_rep, NBD_REP_ACK);
   finish (&p, c);
 }
 
@@ -847,9 +954,13 @@ main (void)
     cmocka_unit_test (test_read_error_chunk),
     cmocka_unit_test (test_read_bad_error_chunk),
     cmocka_unit_test (test_read_unknown_cookie),
+    cmocka_unit_test (test_read_unknown_type),
+    cmocka_unit_test (test_read_none_without_done),
     cmocka_unit_test (test_option_reply_too_big),
     cmocka_unit_test (test_raw_option),
     cmocka_unit_test (test_go_refused),
+    cmocka_unit_test (test_go_refused_abort),
+    cmocka_unit_test (test_shutdown_soft_disconnect),
     cmocka_unit_test (test_oldstyle),
     cmocka_unit_test (test_export_name),
     cmocka_unit_test (test_export_name_refused),

@@ -592,6 +592,91 @@ test_read_overlap (void **state)
   nbdp_session_free (&s);
 }
 
+/* Many small chunks: adjacent ones (in order or reversed) merge into one
+ * range; scattered ones are found by binary search; the verdicts are
+ * those of a check against every earlier chunk.
+ */
+static void
+test_read_many_chunks (void **state)
+{
+  struct nbdp_session s;
+  struct nbdp_violations v;
+  struct nbdp_rules_req *r;
+  uint64_t i, n = 20000;
+
+  tx_session (&s, true, false);
+  nbdp_violations_clear (&v);
+  /* In order, 1 byte each: one range. */
+  send_req (&s, 1, NBD_CMD_READ, 0, 0, n);
+  for (i = 0; i < n - 1; i++)
+    data_chunk (&s, 1, 0, i, 1, &v);
+  r = nbdp_session_find (&s, 1);
+  assert_non_null (r);
+  assert_int_equal (r->nr_ranges, 1);
+  data_chunk (&s, 1, NBD_REPLY_FLAG_DONE, n - 1, 1, &v);
+  assert_clean (&v);
+  /* Reversed: still one range. */
+  send_req (&s, 2, NBD_CMD_READ, 0, 0, n);
+  for (i = n; i-- > 1; )
+    hole_chunk (&s, 2, 0, i, 1, &v);
+  assert_int_equal (nbdp_session_find (&s, 2)->nr_ranges, 1);
+  hole_chunk (&s, 2, NBD_REPLY_FLAG_DONE, 0, 1, &v);
+  assert_clean (&v);
+  /* Scattered (every other byte, from the end), then the gaps; a repeat
+   * of any byte overlaps.
+   */
+  send_req (&s, 3, NBD_CMD_READ, 0, 0, 2 * n);
+  for (i = n; i-- > 0; )
+    data_chunk (&s, 3, 0, 2 * i, 1, &v);
+  assert_int_equal (nbdp_session_find (&s, 3)->nr_ranges, n);
+  data_chunk (&s, 3, 0, 2 * 7777, 1, &v);
+  assert_has (&v, "SR-DATA-3");
+  nbdp_violations_clear (&v);
+  hole_chunk (&s, 3, 0, 2 * 5000 - 1, 3, &v);
+  assert_has (&v, "SR-HOLE-3");
+  nbdp_violations_clear (&v);
+  for (i = 0; i < n - 1; i++)
+    hole_chunk (&s, 3, 0, 2 * i + 1, 1, &v);
+  assert_clean (&v);
+  hole_chunk (&s, 3, NBD_REPLY_FLAG_DONE, 2 * n - 1, 1, &v);
+  assert_clean (&v);
+  nbdp_session_free (&s);
+}
+
+/* Overlapping both an earlier content chunk and an earlier error offset:
+ * the one received first names the requirement.
+ */
+static void
+test_read_overlap_order (void **state)
+{
+  struct nbdp_session s;
+  struct nbdp_violations v;
+
+  tx_session (&s, true, false);
+  nbdp_violations_clear (&v);
+  send_req (&s, 1, NBD_CMD_READ, 0, 0, 1024);
+  data_chunk (&s, 1, 0, 0, 512, &v);
+  error_chunk (&s, 1, 0, NBD_EIO, "", 0, true, 600, &v);
+  assert_clean (&v);
+  data_chunk (&s, 1, 0, 500, 200, &v);
+  assert_has (&v, "SR-DATA-3");
+  assert_false (nbdp_violations_has (&v, "CMD-READ-31"));
+  nbdp_violations_clear (&v);
+  send_req (&s, 2, NBD_CMD_READ, 0, 0, 1024);
+  error_chunk (&s, 2, 0, NBD_EIO, "", 0, true, 100, &v);
+  data_chunk (&s, 2, 0, 200, 100, &v);
+  assert_clean (&v);
+  hole_chunk (&s, 2, 0, 50, 200, &v);
+  assert_has (&v, "CMD-READ-31");
+  assert_false (nbdp_violations_has (&v, "SR-HOLE-3"));
+  /* After an error offset adjacent chunks stay apart. */
+  nbdp_violations_clear (&v);
+  data_chunk (&s, 2, 0, 300, 100, &v);
+  assert_clean (&v);
+  assert_int_equal (nbdp_session_find (&s, 2)->nr_ranges, 2);
+  nbdp_session_free (&s);
+}
+
 static void
 test_read_coverage_and_df (void **state)
 {
@@ -883,6 +968,8 @@ main (void)
     cmocka_unit_test (test_read_ok),
     cmocka_unit_test (test_read_range),
     cmocka_unit_test (test_read_overlap),
+    cmocka_unit_test (test_read_many_chunks),
+    cmocka_unit_test (test_read_overlap_order),
     cmocka_unit_test (test_read_coverage_and_df),
     cmocka_unit_test (test_read_payload_limits),
     cmocka_unit_test (test_error_chunks),

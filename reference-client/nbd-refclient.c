@@ -56,7 +56,9 @@ static const char usage_text[] =
 "COMMANDS\n"
 "  info        negotiate, send NBD_OPT_INFO then NBD_OPT_GO, print the\n"
 "              export and what the server says about resizing\n"
-"  read        read LENGTH bytes at OFFSET; --expect checks every byte\n"
+"  read        read LENGTH bytes at OFFSET (in requests no longer than the\n"
+"              maximum payload, aligned to the minimum block size); --expect\n"
+"              checks every byte\n"
 "  write       write LENGTH bytes of --pattern at OFFSET (not past the end)\n"
 "  resize      set the export size to SIZE (NBD_CMD_RESIZE, set size form),\n"
 "              then verify the effect (see --no-verify)\n"
@@ -338,6 +340,23 @@ code_of (const struct nbdp_rz_client *rc)
   return EXIT_USAGE;
 }
 
+/* After a failed operation or handshake: end the session with a soft
+ * disconnect where the connection is still usable (NBD_OPT_ABORT during
+ * the handshake, HS-TERM-9 and HS-TERM-14; NBD_CMD_DISC in transmission,
+ * TX-TERM-7 after NBD_ESHUTDOWN and TX-TERM-10 after any other error
+ * reply).  After a protocol violation the connection is dropped instead
+ * (a hard disconnect, when rc is freed), as proto.md asks for malformed
+ * replies (SR-TYPE-5); the raw client has already marked the connections
+ * it must not use again dead, and nbdp_rz_disc sends nothing on those.
+ */
+static void
+end_session (struct nbdp_rz_client *rc)
+{
+  if (rc == NULL || rc->status == NBDP_RZ_VIOLATION)
+    return;
+  nbdp_rz_disc (rc);
+}
+
 /* ---- connecting ---------------------------------------------------- */
 
 static struct nbdp_rz_client *
@@ -369,6 +388,7 @@ open_client (const char *uri, uint32_t extra_features, bool probe_info,
       nbdp_rz_handshake (rc, &o) == -1) {
     *code = code_of (rc);
     snprintf (msg, msgsize, "%s", nbdp_rz_error (rc));
+    end_session (rc);
   }
   return rc;
 }
@@ -505,7 +525,9 @@ cmd_read (const char *uri, uint64_t off, uint64_t len)
   if (nbdp_rz_pread (rc, buf, len, off, 0) == -1) {
     free (buf);
     snprintf (msg, sizeof msg, "%s", nbdp_rz_error (rc));
-    return finish (rc, code_of (rc), msg);
+    code = code_of (rc);
+    end_session (rc);
+    return finish (rc, code, msg);
   }
   jset ("offset", json_integer ((json_int_t) off));
   jset ("length", json_integer ((json_int_t) len));

@@ -178,6 +178,7 @@ retire (struct ncs_conn *c, uint64_t cookie)
     return;
   i = r - c->s.inflight;
   free (r->ranges);
+  free (r->errs);
   c->s.inflight[i] = c->s.inflight[--c->s.nr_inflight];
 }
 
