@@ -12,7 +12,9 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +29,16 @@
 #include "sockets.h"
 #include "cell.h"
 #include "proc.h"
+#include "spy-cell.h"
 #include "verify.h"
 
 #define LOG_TAIL (64 * 1024)
 #define START_DEADLINE_MS 30000
 #define STOP_GRACE_MS 3000
+/* The spy waits 2 s for open connections (--drain-timeout), then cuts
+ * them and writes its summary.
+ */
+#define SPY_STOP_DEADLINE_MS 10000
 
 static int
 rm_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -93,6 +100,33 @@ last_lines (const char *path, int nlines)
       *q = '|';
   free (text);
   return r;
+}
+
+/* Closing an inotify descriptor that had a watch waits for an RCU grace
+ * period in the kernel: 8 to 17 ms here, a third of a cell's overhead.
+ * Nothing needs to wait for it, so a thread does it while the cell goes
+ * on (the descriptor leaves the table at once, so no child inherits it);
+ * server_stop joins the thread (long finished by then), so that the cell
+ * process never exits with it running (a pidfd does not report the exit
+ * of a process whose last thread was not its leader on older kernels).
+ */
+static void *
+closer (void *arg)
+{
+  close ((int) (intptr_t) arg);
+  return NULL;
+}
+
+static void
+close_inotify (struct server_proc *sp, int fd)
+{
+  if (fd < 0)
+    return;
+  if (pthread_create (&sp->closer, NULL, closer, (void *) (intptr_t) fd)
+      == 0)
+    sp->has_closer = true;
+  else
+    close (fd);
 }
 
 /* Try to connect once; the connected fd, or -1. */
@@ -225,8 +259,7 @@ server_start (struct server_proc *sp, const struct impl_info *server,
       while (read (ino, evbuf, sizeof evbuf) > 0)
         ;
   }
-  if (ino >= 0)
-    close (ino);
+  close_inotify (sp, ino);
   if (pfd >= 0)
     close (pfd);
   return 0;
@@ -261,6 +294,8 @@ server_stop (struct server_proc *sp)
   /* Daemons that left the group (nbd-server) were reparented to us. */
   proc_sweep_descendants ();
   rm_rf (sp->scratch);
+  if (sp->has_closer)
+    pthread_join (sp->closer, NULL);
   free (sp->scratch);
   free (sp->dir);
   free (sp->socket);
@@ -276,6 +311,11 @@ struct ctx {
   char *evid;                   /* evidence directory (absolute) */
   char *server_log, *client_log, *harness_log;
   long long t_client0, t_client1, t_verify1;   /* proc_now_ms; 0 unset */
+  long long ms_spy_start, ms_spy_stop;          /* time spent on the spy */
+  struct spy_proc spy;
+  bool spy_running;
+  bool spy_died;                /* it exited before it was stopped */
+  char *spy_error;              /* the spy could not start or stop */
 };
 
 static void __attribute__ ((format (printf, 3, 4)))
@@ -361,6 +401,114 @@ driver_reason (const char *log_path, const char *prefix)
   return found;
 }
 
+/* The draft RESIZE encoding the server's profile speaks (adapter cap
+ * encoding:NAME), for the spy to judge in; NULL: let it guess.
+ */
+static const char *
+server_encoding (const struct cell_job *job)
+{
+  for (size_t i = 0; job->server->caps && job->server->caps[i]; i++)
+    if (strncmp (job->server->caps[i], "encoding:", 9) == 0)
+      return job->server->caps[i] + 9;
+  return NULL;
+}
+
+/* Put nbd-spy in front of the server; the URI the driver gets.  If the
+ * spy cannot start, the driver connects directly and the cell records
+ * why (the spy observes: it does not decide whether the cell runs).
+ */
+static const char *
+spy_begin (struct ctx *x, const struct cell_job *job, struct server_proc *sp)
+{
+  long long t0 = proc_now_ms ();
+  char msg[768];
+
+  if (!job->spy)
+    return sp->uri;
+  if (spy_start (&x->spy, job->spy, sp->scratch, sp->socket, MATRIX_EXPORT,
+                 x->evid, server_encoding (job), msg, sizeof msg) == -1) {
+    fprintf (x->hlog, "spy: %s; the client connects to the server "
+             "directly\n", msg);
+    x->spy_error = xstrdup (msg);
+    x->ms_spy_start = proc_now_ms () - t0;
+    return sp->uri;
+  }
+  x->spy_running = true;
+  x->ms_spy_start = proc_now_ms () - t0;
+  fprintf (x->hlog, "spy: listening on %s, upstream %s, transcript "
+           "%s/spy.transcript (%lld ms to start)\n", x->spy.socket,
+           sp->socket, x->c->evidence_dir, x->ms_spy_start);
+  return x->spy.uri;
+}
+
+/* Stop the spy (the driver is gone) and read its evidence into the cell. */
+static void
+spy_end (struct ctx *x)
+{
+  long long t0 = proc_now_ms ();
+  char msg[256], *rel, *sum;
+  struct cell_spy *s;
+
+  if (!x->spy_running && !x->spy_error)
+    return;
+  if (x->spy_running) {
+    int r = spy_stop (&x->spy, SPY_STOP_DEADLINE_MS, msg, sizeof msg);
+    if (r < 0) {
+      fprintf (x->hlog, "spy: %s\n", msg);
+      x->spy_error = xstrdup (msg);
+      x->spy_died = r == -2;
+    }
+  }
+  rel = xasprintf ("%s/spy.transcript", x->c->evidence_dir);
+  s = spy_collect (&x->spy, rel, x->spy_error);
+  free (rel);
+  x->spy_running = false;
+  free (x->spy_error);
+  x->spy_error = NULL;
+  spy_free (&x->spy);
+  x->ms_spy_stop = proc_now_ms () - t0;
+  sum = cell_spy_summary (s);
+  fprintf (x->hlog, "spy: %ld connection%s, %s (%lld ms to stop)\n",
+           s->connections, s->connections == 1 ? "" : "s",
+           sum ? sum : "no violation", x->ms_spy_stop);
+  for (size_t i = 0; i < s->nr_violations; i++)
+    fprintf (x->hlog, "spy: #%d %s %s %s by the %s: %s\n",
+             s->violations[i].conn, s->violations[i].direction,
+             s->violations[i].id, s->violations[i].level,
+             s->violations[i].party, s->violations[i].message);
+  free (sum);
+  x->c->spy = s;
+}
+
+/* The rule engine judges too: a MUST the server broke, seen by the spy,
+ * makes a cell that passed otherwise FAIL (results/schema-matrix.md
+ * "Verdicts").  SHOULD-level findings and the client's violations are
+ * recorded, never a verdict.  True when it decided FAIL.
+ */
+static bool
+spy_server_broke_must (struct ctx *x)
+{
+  const struct cell_spy *s = x->c->spy;
+  const struct spy_violation *v = NULL;
+
+  if (!s || s->server_must == 0)
+    return false;
+  for (size_t i = 0; i < s->nr_violations && !v; i++)
+    if (strcmp (s->violations[i].party, "server") == 0 &&
+        strcmp (s->violations[i].level, "MUST") == 0)
+      v = &s->violations[i];
+  if (v)
+    verdict (x, V_FAIL, "server: broke %s (MUST), seen by nbd-spy: %s%s",
+             v->id, v->message, s->server_must > 1
+             ? " (and more MUST violations by the server: see the spy "
+               "evidence)" : "");
+  else
+    verdict (x, V_FAIL, "server: broke %ld MUST requirement%s, seen by "
+             "nbd-spy (not listed: see the transcript)", s->server_must,
+             s->server_must == 1 ? "" : "s");
+  return true;
+}
+
 static void
 run_driver_and_verify (struct ctx *x, const struct cell_job *job,
                        struct server_proc *sp, volatile bool *stop)
@@ -375,7 +523,8 @@ run_driver_and_verify (struct ctx *x, const struct cell_job *job,
   /* The driver's temporary files, too, live in the scratch directory. */
   char *tmp_env = xasprintf ("TMPDIR=%s/ct", sp->scratch);
   char *envv[] = { resize_env, top_env, flags_env, caps_env, tmp_env, NULL };
-  char *argv[] = { driver, job->scn->path, sp->uri, NULL };
+  char *argv[] = { driver, job->scn->path, NULL, NULL };
+  const char *uri;
   pid_t pid;
   int status = 0, w;
   char *why;
@@ -388,8 +537,10 @@ run_driver_and_verify (struct ctx *x, const struct cell_job *job,
   }
   envv[3] = caps_env;
   mkdir (tmp_env + 7, 0700);
+  uri = spy_begin (x, job, sp);
+  argv[2] = (char *) uri;
   fprintf (x->hlog, "client: %s %s '%s' (timeout %d ms)\n", driver,
-           job->scn->path, sp->uri, job->timeout_ms);
+           job->scn->path, uri, job->timeout_ms);
   x->t_client0 = proc_now_ms ();
   pid = proc_start (argv, x->client_log, envv);
   if (pid == -1) {
@@ -401,12 +552,16 @@ run_driver_and_verify (struct ctx *x, const struct cell_job *job,
   x->t_client1 = proc_now_ms ();
   if (w != 1) {
     proc_stop_group (pid, 1000, false);
+    spy_end (x);
     verdict (x, V_TIMEOUT, "client driver did not finish within %d s%s",
              job->timeout_ms / 1000, stop && *stop ? " (run interrupted)" : "");
     goto out;
   }
-  /* Whatever the driver left in its group goes too. */
+  /* Whatever the driver left in its group goes too; then the spy, whose
+   * connections have ended with the driver's.
+   */
   kill (-pid, SIGKILL);
+  spy_end (x);
   fprintf (x->hlog, "client: exit %s %d\n",
            WIFEXITED (status) ? "status" : "signal",
            WIFEXITED (status) ? WEXITSTATUS (status) : WTERMSIG (status));
@@ -426,6 +581,12 @@ run_driver_and_verify (struct ctx *x, const struct cell_job *job,
              WIFEXITED (sp->status) ? WEXITSTATUS (sp->status)
                                     : WTERMSIG (sp->status), tail);
     free (tail);
+    goto out;
+  }
+  if (x->spy_died) {
+    /* The driver's connections went through it: the harness broke. */
+    verdict (x, V_ERROR, "%s", x->c->spy && x->c->spy->error
+             ? x->c->spy->error : "nbd-spy exited during the cell");
     goto out;
   }
   if (!WIFEXITED (status)) {
@@ -484,8 +645,11 @@ run_driver_and_verify (struct ctx *x, const struct cell_job *job,
     fprintf (x->hlog, "verify: content matches\n");
   }
   x->t_verify1 = proc_now_ms ();
+  if (spy_server_broke_must (x))
+    goto out;
   verdict (x, V_PASS, "%s", "");
  out:
+  spy_end (x);
   /* The verify phase: whatever came after the driver (also a failed
    * check of the server or of the content).
    */
@@ -588,15 +752,21 @@ cell_run (const struct cell_job *job, struct cell *c, volatile bool *stop)
     long long t_c0 = x.t_client0 ? x.t_client0 : t_probed;
     long long t_v1 = x.t_verify1 ? x.t_verify1 : t_c1;
     long long t_end = proc_now_ms ();
+    /* The spy's start came between the probe and the driver, its stop
+     * right after the driver: a phase of its own.
+     */
+    long long ms_probe = t_c0 - t_ready - x.ms_spy_start;
+    long long ms_verify = t_v1 - t_c1 - x.ms_spy_stop;
     c->has_phases = true;
     c->t_start = (double) (t_ready - t0) / 1000.0;
-    c->t_probe = (double) (t_c0 - t_ready) / 1000.0;
+    c->t_probe = (double) (ms_probe > 0 ? ms_probe : 0) / 1000.0;
+    c->t_spy = (double) (x.ms_spy_start + x.ms_spy_stop) / 1000.0;
     c->t_client = (double) (t_c1 - t_c0) / 1000.0;
-    c->t_verify = (double) (t_v1 - t_c1) / 1000.0;
+    c->t_verify = (double) (ms_verify > 0 ? ms_verify : 0) / 1000.0;
     c->t_stop = (double) (t_end - t_stop0) / 1000.0;
-    fprintf (x.hlog, "phases: start %.3f s, probe %.3f s, client %.3f s, "
-             "verify %.3f s, stop %.3f s\n", c->t_start, c->t_probe,
-             c->t_client, c->t_verify, c->t_stop);
+    fprintf (x.hlog, "phases: start %.3f s, probe %.3f s, spy %.3f s, "
+             "client %.3f s, verify %.3f s, stop %.3f s\n", c->t_start,
+             c->t_probe, c->t_spy, c->t_client, c->t_verify, c->t_stop);
   }
 
  done:

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 #include "probe.h"
@@ -24,6 +25,8 @@ struct cell_job {
   const char *tmp_root;         /* where scratch directories go */
   int timeout_ms;               /* the client driver's deadline */
   const char *reproducer;
+  const char *spy;              /* nbd-spy between driver and server, or
+                                 * NULL (--no-spy, or not built) */
 };
 
 /* A running server adapter. */
@@ -35,6 +38,8 @@ struct server_proc {
   char *dir;                    /* scratch/d: the adapter's DIR */
   char *socket;                 /* scratch/s */
   char *uri;
+  pthread_t closer;             /* closes the start's inotify descriptor */
+  bool has_closer;
 };
 
 /* Start the adapter (`start SOCKET DIR SIZE [PROFILE]`) with its output

@@ -23,7 +23,7 @@ HARNESS_COMMON_OBJS := common/utils/io.o common/utils/log.o \
 NBD_MATRIX_SRCS := harness/nbd-matrix.c harness/inventory.c harness/cell.c \
                    harness/probe.c harness/verify.c harness/results.c \
                    harness/report.c harness/report-html.c harness/proc.c \
-                   harness/scenario.c
+                   harness/scenario.c harness/spy-cell.c
 NBD_MATRIX_OBJS := $(NBD_MATRIX_SRCS:.c=.o)
 
 PROGRAMS += harness/nbd-matrix harness/clients/libnbd-driver \
@@ -53,7 +53,8 @@ INTEGRATION_TESTS += harness/tests/matrix-small.sh \
                      harness/tests/matrix-ci.sh \
                      harness/tests/matrix-html.sh \
                      harness/tests/matrix-leftovers.sh \
-                     harness/tests/matrix-baseline.sh
+                     harness/tests/matrix-baseline.sh \
+                     harness/tests/matrix-spy.sh
 
 CLEANFILES += harness/nbd-matrix harness/clients/libnbd-driver \
               harness/scenario-tool harness/test-scenario

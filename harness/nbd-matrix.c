@@ -83,8 +83,12 @@ struct options {
   char *baseline;
   bool list;
   bool no_probe;
+  bool no_spy;
   bool jobs_set;
 };
+
+/* nbd-spy between each cell's driver and server (NULL: --no-spy). */
+static char *spy_path;
 
 static void
 usage (FILE *fp)
@@ -113,6 +117,8 @@ usage (FILE *fp)
 "  --servers-dir, --clients-dir, --scenarios-dir DIR   other adapter dirs\n"
 "  --list                    print the implementations and cells, run nothing\n"
 "  --no-probe                do not probe servers up front\n"
+"  --no-spy                  connect client drivers to the server directly,\n"
+"                            without nbd-spy (no transcript, no violations)\n"
 "  --help, --version\n", DEFAULT_TIMEOUT);
 }
 
@@ -349,6 +355,11 @@ reproducer (const struct options *o, const char *top, const char *server,
     char *q = shell_quote (o->scenarios_dir), *t = xasprintf ("%s --scenarios-dir %s", extra, q);
     free (q); free (extra); extra = t;
   }
+  if (o->no_spy) {
+    char *t = xasprintf ("%s --no-spy", extra);
+    free (extra);
+    extra = t;
+  }
   r = xasprintf ("cd %s && harness/nbd-matrix --servers %s --clients %s "
                  "--scenarios %s --timeout %d%s --out /tmp/nbd-matrix-repro",
                  qt, qs, qc, qx, o->timeout, extra);
@@ -481,6 +492,7 @@ cell_child (const struct planned *p, const struct options *o, const char *top,
     .server = p->server, .client = p->client, .scn = p->scn, .top = top,
     .run_dir = run_dir, .tmp_root = tmp_root,
     .timeout_ms = o->timeout * 1000, .reproducer = p->reproducer,
+    .spy = spy_path,
   };
   struct cell c;
 
@@ -654,6 +666,29 @@ sort_cells (struct run *run, const struct planned *plan, size_t nplan)
   free (run->cells);
   free (taken);
   run->cells = sorted;
+}
+
+/* One line on what nbd-spy saw over the run (nothing without the spy). */
+static void
+print_spy_summary (const struct run *run)
+{
+  size_t spied = 0, any = 0, server_must = 0, client_must = 0;
+
+  for (size_t i = 0; i < run->nr_cells; i++) {
+    const struct cell_spy *s = run->cells[i].spy;
+    if (!s)
+      continue;
+    spied++;
+    if (s->must + s->should == 0)
+      continue;
+    any++;
+    server_must += s->server_must > 0;
+    client_must += s->must > s->server_must;
+  }
+  if (spied)
+    printf ("spy: %zu of %zu cells through nbd-spy had violations (a MUST "
+            "by the server in %zu, by the client in %zu)%s\n", any, spied,
+            server_must, client_must, any ? ": matrix.md lists them" : "");
 }
 
 /* ---- subcommands ---- */
@@ -933,12 +968,19 @@ cmd_merge (int argc, char **argv)
       if (slash)
         *slash = '\0';
       if (!outabs || strcmp (base, outabs) != 0)
-        for (size_t c = 0; c < in.nr_cells; c++)
+        for (size_t c = 0; c < in.nr_cells; c++) {
+          struct cell_spy *sy = in.cells[c].spy;
           if (in.cells[c].evidence_dir && in.cells[c].evidence_dir[0] != '/') {
             char *t = xasprintf ("%s/%s", base, in.cells[c].evidence_dir);
             free (in.cells[c].evidence_dir);
             in.cells[c].evidence_dir = t;
           }
+          if (sy && sy->transcript && sy->transcript[0] != '/') {
+            char *t = xasprintf ("%s/%s", base, sy->transcript);
+            free (sy->transcript);
+            sy->transcript = t;
+          }
+        }
     }
     if (run_merge (&out, &in) == -1) {
       fprintf (stderr, "nbd-matrix: merge: out of memory\n");
@@ -978,7 +1020,9 @@ cmd_merge (int argc, char **argv)
   for (int v = 0; v < NR_VERDICTS; v++)
     if (counts[v])
       printf (" %s %zu", verdict_name (v), counts[v]);
-  printf ("\nsummary:");
+  printf ("\n");
+  print_spy_summary (&out);
+  printf ("summary:");
   for (int v = 0; v < NR_VERDICTS; v++)
     printf (" %s %zu", verdict_name (v), counts[v]);
   printf (" (%zu cells)\nresults: %s/index.html\n", out.nr_cells, dir);
@@ -1167,6 +1211,7 @@ cmd_run (int argc, char **argv)
     { "scenarios-dir", required_argument, NULL, 3 },
     { "list", no_argument, NULL, 'l' },
     { "no-probe", no_argument, NULL, 4 },
+    { "no-spy", no_argument, NULL, 5 },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -1223,6 +1268,7 @@ cmd_run (int argc, char **argv)
     case 3: o.scenarios_dir = optarg; break;
     case 'l': o.list = true; break;
     case 4: o.no_probe = true; break;
+    case 5: o.no_spy = true; break;
     case 'h': usage (stdout); return 0;
     case 'V': printf ("%s\n", TOOL_VERSION); return 0;
     default: usage (stderr); return EXIT_BROKEN;
@@ -1322,6 +1368,17 @@ cmd_run (int argc, char **argv)
     printf ("%-7s %-24s %s\n", im->kind, im->name,
             im->available ? im->version : im->skip_reason);
   }
+  if (!o.no_spy) {
+    spy_path = xasprintf ("%s/harness/spy/nbd-spy", top);
+    if (access (spy_path, X_OK) == -1) {
+      printf ("spy     nbd-spy is not built (%s): clients connect to "
+              "servers directly, cells record no transcript\n", spy_path);
+      free (spy_path);
+      spy_path = NULL;
+    }
+    else
+      printf ("spy     %s between each client and server\n", spy_path);
+  }
   if (!o.list && !o.no_probe) {
     inventory_probe_servers (&run, top, tmp_root, &stop_flag);
     for (size_t i = 0; i < run.nr_impls; i++) {
@@ -1418,6 +1475,7 @@ cmd_run (int argc, char **argv)
     status = counts[V_FAIL] + counts[V_XPASS] + counts[V_TIMEOUT] +
              counts[V_ERROR] ? 1 : 0;
   /* The summary and the report come last, where a reader looks. */
+  print_spy_summary (&run);
   printf ("summary:");
   for (int v = 0; v < NR_VERDICTS; v++)
     printf (" %s %zu", verdict_name (v), counts[v]);
@@ -1456,6 +1514,8 @@ cmd_run (int argc, char **argv)
   free (cdir);
   free (xdir);
   free (tmp_root);
+  free (spy_path);
+  spy_path = NULL;
   strv_free (o.servers);
   strv_free (o.clients);
   strv_free (o.scenarios);

@@ -76,18 +76,58 @@ child_setup (const char *log_path, int out_fd, int err_fd, char *const env[])
 pid_t
 proc_start (char *const argv[], const char *log_path, char *const env[])
 {
+  return proc_start_activated (argv, log_path, env, -1);
+}
+
+pid_t
+proc_start_activated (char *const argv[], const char *log_path,
+                      char *const env[], int listen_fd)
+{
+  sigset_t all, old;
   pid_t pid;
 
   fflush (NULL);
+  /* Signals wait until the child has its own dispositions: a SIGTERM
+   * sent to it at once would otherwise run our handler in the child and
+   * be lost there.
+   */
+  sigfillset (&all);
+  sigprocmask (SIG_BLOCK, &all, &old);
   pid = fork ();
-  if (pid == -1)
+  if (pid == -1) {
+    sigprocmask (SIG_SETMASK, &old, NULL);
     return -1;
+  }
   if (pid == 0) {
+    if (listen_fd >= 0) {
+      /* fd 3 first, so that child_setup's descriptors land above it;
+       * dup2 clears close-on-exec (fcntl when it is already 3).
+       */
+      char pidbuf[32];
+      if (listen_fd == 3)
+        fcntl (3, F_SETFD, 0);
+      else if (dup2 (listen_fd, 3) == -1)
+        _exit (127);
+      snprintf (pidbuf, sizeof pidbuf, "%d", (int) getpid ());
+      setenv ("LISTEN_PID", pidbuf, 1);
+      setenv ("LISTEN_FDS", "1", 1);
+    }
     child_setup (log_path, -1, -1, env);
+    /* An activated child (nbd-spy) keeps its stop signals blocked until
+     * its handlers are in place: then a stop that came early still makes
+     * it stop cleanly (summary written), instead of killing it unready.
+     */
+    if (listen_fd >= 0) {
+      sigaddset (&old, SIGTERM);
+      sigaddset (&old, SIGINT);
+      sigaddset (&old, SIGHUP);
+    }
+    sigprocmask (SIG_SETMASK, &old, NULL);
     execvp (argv[0], argv);
     fprintf (stderr, "nbd-matrix: exec %s: %s\n", argv[0], strerror (errno));
     _exit (127);
   }
+  sigprocmask (SIG_SETMASK, &old, NULL);
   /* Also from the parent, so the group exists before we signal it. */
   setpgid (pid, pid);
   return pid;

@@ -19,6 +19,15 @@
 pid_t proc_start (char *const argv[], const char *log_path,
                   char *const env[]);
 
+/* The same, passing listen_fd to the child as fd 3 by the socket
+ * activation protocol (LISTEN_PID, LISTEN_FDS=1).  The child starts with
+ * SIGTERM, SIGINT and SIGHUP blocked and must unblock them once it
+ * handles them (nbd-spy does): a stop sent right away then waits for it
+ * instead of being lost or killing it before it could write anything.
+ */
+pid_t proc_start_activated (char *const argv[], const char *log_path,
+                            char *const env[], int listen_fd);
+
 /* Wait up to timeout_ms (-1: forever) for pid to exit.  Returns 1 and the
  * wait status when it exited, 0 on timeout, -1 on error.  Returns early
  * with 0 if *stop becomes true (stop may be NULL).

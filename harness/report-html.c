@@ -44,6 +44,63 @@ h_log (FILE *fp, const char *s)
   h (fp, s);
 }
 
+/* The spy's part of a cell's evidence: its violations and an excerpt of
+ * its transcript, with a link to the whole file.
+ */
+static void
+spy_evidence (FILE *fp, const struct cell *c)
+{
+  const struct cell_spy *s = c->spy;
+
+  if (!s) {
+    if (c->has_phases)
+      fputs ("<h4>nbd-spy</h4><p><small>the client connected to the "
+             "server directly (--no-spy)</small></p>\n", fp);
+    return;
+  }
+  fprintf (fp, "<h4>nbd-spy: %ld violation%s (%ld MUST, %ld SHOULD), "
+           "%ld connection%s</h4>\n", s->must + s->should,
+           s->must + s->should == 1 ? "" : "s", s->must, s->should,
+           s->connections, s->connections == 1 ? "" : "s");
+  if (s->error) {
+    fputs ("<p>incomplete: ", fp);
+    h (fp, s->error);
+    fputs ("</p>\n", fp);
+  }
+  if (s->nr_violations) {
+    fputs ("<table class=\"sv\"><tr><th>ID</th><th>level</th><th>by</th>"
+           "<th>conn</th><th>message</th></tr>\n", fp);
+    for (size_t i = 0; i < s->nr_violations; i++) {
+      const struct spy_violation *v = &s->violations[i];
+      fputs ("<tr><td>", fp);
+      h (fp, v->id);
+      fputs ("</td><td>", fp);
+      h (fp, v->level);
+      fputs ("</td><td>", fp);
+      h (fp, v->party);
+      fputs (" (", fp);
+      h (fp, v->direction);
+      fprintf (fp, ")</td><td>#%d</td><td>", v->conn);
+      h (fp, v->message);
+      fputs ("</td></tr>\n", fp);
+    }
+    fputs ("</table>\n", fp);
+    if (s->violations_omitted)
+      fprintf (fp, "<p><small>%ld more not listed: see the "
+               "transcript</small></p>\n", s->violations_omitted);
+  }
+  fputs ("<p><small>decoded transcript (first and last lines; ", fp);
+  if (s->transcript) {
+    fputs ("<a href=\"", fp);
+    h (fp, s->transcript);
+    fputs ("\">the whole transcript</a>", fp);
+  }
+  fputs (")</small></p><pre>", fp);
+  /* Bounded already (spy-cell.c): the head matters as much as the tail. */
+  h (fp, s->excerpt && *s->excerpt ? s->excerpt : "(empty)");
+  fputs ("</pre>\n", fp);
+}
+
 static const char css[] =
   "body{font:14px/1.4 system-ui,sans-serif;margin:1em 2em;color:#222}"
   "table{border-collapse:collapse;margin:.5em 0 1.5em}"
@@ -63,7 +120,9 @@ static const char css[] =
   ".ev pre{background:#f7f7f7;border:1px solid #ddd;padding:.5em;"
   "overflow:auto;max-height:40vh;white-space:pre-wrap}"
   ".close{float:right;font-size:16px}"
-  "small{color:#666}";
+  "small{color:#666}"
+  ".viol{color:#a00;font-weight:700;margin-left:3px}"
+  "table.sv td{vertical-align:top;font-size:13px}";
 
 int
 report_html (const struct run *run, FILE *fp)
@@ -172,10 +231,18 @@ report_html (const struct run *run, FILE *fp)
           fputs ("<td></td>", fp);
           continue;
         }
+        char *sum = cell_spy_summary (cell->spy);
         fprintf (fp, "<td class=\"v %s\" title=\"", verdict_name (cell->verdict));
         h (fp, cell->reason);
-        fprintf (fp, "\"><a href=\"#c%zu\">%s</a></td>",
-                 (size_t) (cell - run->cells), verdict_short (cell->verdict));
+        if (sum) {
+          fputs (cell->reason && *cell->reason ? "&#10;" : "", fp);
+          fputs ("nbd-spy: ", fp);
+          h (fp, sum);
+        }
+        fprintf (fp, "\"><a href=\"#c%zu\">%s%s</a></td>",
+                 (size_t) (cell - run->cells), verdict_short (cell->verdict),
+                 sum ? "<span class=\"viol\">!</span>" : "");
+        free (sum);
       }
       fputs ("</tr>\n", fp);
     }
@@ -217,7 +284,9 @@ report_html (const struct run *run, FILE *fp)
     h (fp, c->reproducer);
     fputs ("</pre>\n<h4>Steps</h4><pre>", fp);
     h (fp, si && si->text ? si->text : "(scenario text not recorded)");
-    fputs ("</pre>\n<h4>Client log</h4><pre>", fp);
+    fputs ("</pre>\n", fp);
+    spy_evidence (fp, c);
+    fputs ("<h4>Client log</h4><pre>", fp);
     h_log (fp, c->client_log);
     fputs ("</pre>\n<h4>Server log</h4><pre>", fp);
     h_log (fp, c->server_log);

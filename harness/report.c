@@ -8,6 +8,9 @@
 
 #include "report.h"
 
+/* matrix.md lists at most this many cells with violations. */
+#define MD_VIOLATION_CELLS_MAX 200
+
 const char *
 verdict_short (enum verdict v)
 {
@@ -119,6 +122,14 @@ report_tap (const struct run *run, FILE *fp)
         yaml_str (fp, "  ", "expectation", c->expectation);
       yaml_str (fp, "  ", "reproducer", c->reproducer);
       yaml_str (fp, "  ", "evidence", c->evidence_dir);
+      if (c->spy) {
+        char *sum = cell_spy_summary (c->spy);
+        yaml_str (fp, "  ", "spy_violations", sum ? sum : "none");
+        yaml_str (fp, "  ", "spy_transcript", c->spy->transcript);
+        if (c->spy->error)
+          yaml_str (fp, "  ", "spy_error", c->spy->error);
+        free (sum);
+      }
       fputs ("  ...\n", fp);
     }
   }
@@ -217,6 +228,14 @@ report_junit (const struct run *run, FILE *fp)
                   ? c->expectation : c->reason);
         fputs ("\">", fp);
         xml_text (fp, c->reason);
+        if (c->spy) {
+          char *sum = cell_spy_summary (c->spy);
+          fputs ("\nnbd-spy: ", fp);
+          xml_text (fp, sum ? sum : "no violation");
+          fputs ("; transcript ", fp);
+          xml_text (fp, c->spy->transcript);
+          free (sum);
+        }
         fputs ("\nreproduce: ", fp);
         xml_text (fp, c->reproducer);
         fprintf (fp, "</%s>\n", tag);
@@ -338,7 +357,53 @@ report_markdown (const struct run *run, FILE *fp)
       md_text (fp, c->expectation);
       fputs (")", fp);
     }
+    if (c->spy) {
+      char *sum = cell_spy_summary (c->spy);
+      if (sum || c->spy->error) {
+        fputs (". nbd-spy: ", fp);
+        md_text (fp, sum ? sum : "no violation");
+        if (c->spy->error) {
+          fputs (" (", fp);
+          md_text (fp, c->spy->error);
+          fputs (")", fp);
+        }
+        fputs (", transcript `", fp);
+        md_text (fp, c->spy->transcript);
+        fputs ("`", fp);
+      }
+      free (sum);
+    }
     fputc ('\n', fp);
+  }
+
+  /* Violations do not decide a verdict by themselves (results/
+   * schema-matrix.md): every cell where the spy saw one is listed.
+   */
+  {
+    size_t n = 0, shown = 0;
+    for (size_t i = 0; i < run->nr_cells; i++)
+      n += run->cells[i].spy &&
+           run->cells[i].spy->must + run->cells[i].spy->should > 0;
+    fprintf (fp, "\n## Protocol violations seen by nbd-spy\n\n");
+    if (n == 0)
+      fputs ("None.\n", fp);
+    for (size_t i = 0; i < run->nr_cells && n; i++) {
+      const struct cell *c = &run->cells[i];
+      char *sum;
+      if (!c->spy || c->spy->must + c->spy->should == 0)
+        continue;
+      if (shown++ == MD_VIOLATION_CELLS_MAX) {
+        fprintf (fp, "- ... and %zu more cells (results.json has them "
+                 "all)\n", n - MD_VIOLATION_CELLS_MAX);
+        break;
+      }
+      sum = cell_spy_summary (c->spy);
+      fprintf (fp, "- %s %s x %s %s: ", verdict_name (c->verdict),
+               c->client, c->server, c->scenario);
+      md_text (fp, sum);
+      fputc ('\n', fp);
+      free (sum);
+    }
   }
   strv_free (servers);
   strv_free (clients);

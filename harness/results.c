@@ -189,6 +189,57 @@ scenario_info_free (struct scenario_info *s)
 }
 
 void
+cell_spy_free (struct cell_spy *s)
+{
+  if (!s)
+    return;
+  free (s->transcript);
+  free (s->excerpt);
+  free (s->error);
+  for (size_t i = 0; i < s->nr_violations; i++) {
+    free (s->violations[i].id);
+    free (s->violations[i].level);
+    free (s->violations[i].direction);
+    free (s->violations[i].party);
+    free (s->violations[i].message);
+  }
+  free (s->violations);
+  free (s);
+}
+
+char *
+cell_spy_summary (const struct cell_spy *s)
+{
+  char *r;
+
+  if (!s || s->must + s->should == 0)
+    return NULL;
+  r = xasprintf ("%ld MUST, %ld SHOULD:", s->must, s->should);
+  for (size_t i = 0; i < s->nr_violations; i++) {
+    const struct spy_violation *v = &s->violations[i], *w = NULL;
+    char *t;
+    /* Each (ID, level, party) once. */
+    for (size_t j = 0; j < i && !w; j++)
+      if (strcmp (s->violations[j].id, v->id) == 0 &&
+          strcmp (s->violations[j].level, v->level) == 0 &&
+          strcmp (s->violations[j].party, v->party) == 0)
+        w = &s->violations[j];
+    if (w)
+      continue;
+    t = xasprintf ("%s%s %s %s by the %s", r, i ? "," : "", v->id, v->level,
+                   v->party);
+    free (r);
+    r = t;
+  }
+  if (s->violations_omitted) {
+    char *t = xasprintf ("%s (%ld more not listed)", r, s->violations_omitted);
+    free (r);
+    r = t;
+  }
+  return r;
+}
+
+void
 cell_free (struct cell *c)
 {
   free (c->client);
@@ -201,6 +252,7 @@ cell_free (struct cell *c)
   free (c->harness_log);
   free (c->reproducer);
   free (c->evidence_dir);
+  cell_spy_free (c->spy);
   memset (c, 0, sizeof *c);
 }
 
@@ -314,6 +366,40 @@ jstrv (char *const *v)
 }
 
 static json_t *
+spy_to_json (const struct cell_spy *s)
+{
+  json_t *o, *a;
+
+  if (!s)
+    return json_null ();
+  o = json_object ();
+  a = json_array ();
+  for (size_t i = 0; i < s->nr_violations; i++) {
+    const struct spy_violation *v = &s->violations[i];
+    json_array_append_new (a, json_pack ("{s:o,s:o,s:o,s:o,s:o,s:i}",
+                                         "id", jstr (v->id),
+                                         "level", jstr (v->level),
+                                         "direction", jstr (v->direction),
+                                         "party", jstr (v->party),
+                                         "message", jstr (v->message),
+                                         "conn", v->conn));
+  }
+  json_object_set_new (o, "transcript", jstr (s->transcript));
+  json_object_set_new (o, "excerpt", jstr (s->excerpt));
+  json_object_set_new (o, "error", jstr (s->error));
+  json_object_set_new (o, "connections", json_integer (s->connections));
+  json_object_set_new (o, "violation_count",
+                       json_integer (s->must + s->should));
+  json_object_set_new (o, "must", json_integer (s->must));
+  json_object_set_new (o, "should", json_integer (s->should));
+  json_object_set_new (o, "server_must", json_integer (s->server_must));
+  json_object_set_new (o, "violations", a);
+  json_object_set_new (o, "violations_omitted",
+                       json_integer (s->violations_omitted));
+  return o;
+}
+
+static json_t *
 cell_to_json (const struct cell *c)
 {
   json_t *o = json_object ();
@@ -328,9 +414,9 @@ cell_to_json (const struct cell *c)
   json_object_set_new (o, "expectation", jstr (c->expectation));
   json_object_set_new (o, "seconds", json_real (c->seconds));
   json_object_set_new (o, "phases", c->has_phases
-                       ? json_pack ("{s:f,s:f,s:f,s:f,s:f}",
+                       ? json_pack ("{s:f,s:f,s:f,s:f,s:f,s:f}",
                                     "start", c->t_start, "probe", c->t_probe,
-                                    "client", c->t_client,
+                                    "spy", c->t_spy, "client", c->t_client,
                                     "verify", c->t_verify, "stop", c->t_stop)
                        : json_null ());
   json_object_set_new (o, "flags", c->flags >= 0 ? json_integer (c->flags)
@@ -341,6 +427,7 @@ cell_to_json (const struct cell *c)
                                              "server", jstr (c->server_log),
                                              "client", jstr (c->client_log),
                                              "harness", jstr (c->harness_log)));
+  json_object_set_new (o, "spy", spy_to_json (c->spy));
   return o;
 }
 
@@ -621,6 +708,58 @@ get_strv (json_t *o, const char *key)
   return r;
 }
 
+static long
+get_long (json_t *o, const char *key)
+{
+  json_t *v = json_object_get (o, key);
+
+  return json_is_integer (v) ? (long) json_integer_value (v) : 0;
+}
+
+static int
+spy_from_json (json_t *o, struct cell *c, char *err, size_t errlen)
+{
+  struct cell_spy *s = calloc (1, sizeof *s);
+  json_t *a = json_object_get (o, "violations"), *v;
+  size_t i;
+
+  if (!s)
+    abort ();
+  c->spy = s;
+  if (get_str (o, "transcript", &s->transcript, false, err, errlen) == -1 ||
+      get_str (o, "excerpt", &s->excerpt, false, err, errlen) == -1 ||
+      get_str (o, "error", &s->error, false, err, errlen) == -1)
+    return -1;
+  s->connections = get_long (o, "connections");
+  s->must = get_long (o, "must");
+  s->should = get_long (o, "should");
+  s->server_must = get_long (o, "server_must");
+  s->violations_omitted = get_long (o, "violations_omitted");
+  if (!json_is_array (a))
+    return 0;
+  s->violations = calloc (json_array_size (a) + 1, sizeof *s->violations);
+  if (!s->violations)
+    abort ();
+  json_array_foreach (a, i, v) {
+    struct spy_violation *sv = &s->violations[s->nr_violations++];
+    if (get_str (v, "id", &sv->id, true, err, errlen) == -1 ||
+        get_str (v, "level", &sv->level, true, err, errlen) == -1 ||
+        get_str (v, "direction", &sv->direction, false, err, errlen) == -1 ||
+        get_str (v, "party", &sv->party, false, err, errlen) == -1 ||
+        get_str (v, "message", &sv->message, false, err, errlen) == -1)
+      return -1;
+    if (!sv->direction)
+      sv->direction = xstrdup ("?");
+    if (!sv->party)
+      sv->party = xstrdup (strcmp (sv->direction, "S->C") == 0 ? "server"
+                           : "client");
+    if (!sv->message)
+      sv->message = xstrdup ("");
+    sv->conn = (int) get_long (v, "conn");
+  }
+  return 0;
+}
+
 static int
 cell_from_json (json_t *o, struct cell *c, char *err, size_t errlen)
 {
@@ -663,7 +802,11 @@ cell_from_json (json_t *o, struct cell *c, char *err, size_t errlen)
     c->t_client = json_number_value (json_object_get (v, "client"));
     c->t_verify = json_number_value (json_object_get (v, "verify"));
     c->t_stop = json_number_value (json_object_get (v, "stop"));
+    c->t_spy = json_number_value (json_object_get (v, "spy"));
   }
+  v = json_object_get (o, "spy");
+  if (json_is_object (v) && spy_from_json (v, c, err, errlen) == -1)
+    goto err_cell;
   logs = json_object_get (o, "logs");
   if (json_is_object (logs) &&
       (get_str (logs, "server", &c->server_log, false, err, errlen) == -1 ||
@@ -813,6 +956,29 @@ copy_cell (struct cell *d, const struct cell *s)
   d->harness_log = xstrdup (s->harness_log);
   d->reproducer = xstrdup (s->reproducer);
   d->evidence_dir = xstrdup (s->evidence_dir);
+  d->spy = NULL;
+  if (s->spy) {
+    const struct cell_spy *ss = s->spy;
+    struct cell_spy *ds = calloc (1, sizeof *ds);
+    if (!ds)
+      abort ();
+    *ds = *ss;
+    ds->transcript = xstrdup (ss->transcript);
+    ds->excerpt = xstrdup (ss->excerpt);
+    ds->error = xstrdup (ss->error);
+    ds->violations = calloc (ss->nr_violations + 1, sizeof *ds->violations);
+    if (!ds->violations)
+      abort ();
+    for (size_t i = 0; i < ss->nr_violations; i++) {
+      const struct spy_violation *sv = &ss->violations[i];
+      ds->violations[i] = (struct spy_violation) {
+        .id = xstrdup (sv->id), .level = xstrdup (sv->level),
+        .direction = xstrdup (sv->direction), .party = xstrdup (sv->party),
+        .message = xstrdup (sv->message), .conn = sv->conn,
+      };
+    }
+    d->spy = ds;
+  }
 }
 
 int

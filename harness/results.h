@@ -51,6 +51,34 @@ struct scenario_info {
   char *text;                   /* the scenario file, for the evidence */
 };
 
+/* One protocol violation nbd-spy saw in a cell (its --json summary). */
+struct spy_violation {
+  char *id;                     /* requirement ID, e.g. "RZ-CHUNK-1" */
+  char *level;                  /* "MUST" or "SHOULD" */
+  char *direction;              /* "S->C" (by the server) or "C->S" */
+  char *party;                  /* "server" or "client" */
+  char *message;
+  int conn;                     /* the spy's connection number */
+};
+
+/* At most this many violations are listed per cell (the rest counted). */
+#define CELL_SPY_VIOLATIONS_MAX 50
+
+/* nbd-spy between the client driver and the server of a cell. */
+struct cell_spy {
+  char *transcript;             /* relative to the run directory (absolute
+                                 * after a merge from elsewhere) */
+  char *excerpt;                /* first and last lines of the transcript */
+  char *error;                  /* why the evidence is incomplete, or NULL */
+  long connections;             /* connections the client made */
+  long must, should;            /* violations seen, by level */
+  long server_must;             /* MUST violations by the server: they
+                                 * make a passing cell FAIL (cell.c) */
+  struct spy_violation *violations;     /* the first ones, in order */
+  size_t nr_violations;
+  long violations_omitted;      /* seen but not listed */
+};
+
 struct cell {
   char *client, *server, *scenario;
   enum verdict verdict;
@@ -70,6 +98,9 @@ struct cell {
   char *harness_log;            /* probe, verify, process notes */
   char *reproducer;             /* one command line */
   char *evidence_dir;           /* relative to the run directory */
+  /* The client ran through nbd-spy (NULL: without, or not run). */
+  struct cell_spy *spy;
+  double t_spy;                 /* seconds starting and stopping the spy */
 };
 
 struct run {
@@ -90,6 +121,11 @@ struct run {
 void run_init (struct run *run);
 void run_free (struct run *run);
 void cell_free (struct cell *c);
+void cell_spy_free (struct cell_spy *s);   /* and s itself */
+/* The violations as one line: "2 MUST, 1 SHOULD: RZ-CHUNK-1 MUST by the
+ * server, ..." (each ID once), or NULL when there are none.
+ */
+char *cell_spy_summary (const struct cell_spy *s);
 void impl_free (struct impl_info *i);
 void scenario_info_free (struct scenario_info *s);
 

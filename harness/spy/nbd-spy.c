@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,9 +44,13 @@
 #define PUMP_BUFSIZE (256 * 1024)
 #define DRAIN_SECONDS 10
 
+/* How long to wait for open connections at exit before cutting them. */
+static int drain_seconds = DRAIN_SECONDS;
+
 /* ---- configuration ------------------------------------------------- */
 
 static const char *listen_path;
+static bool activated;                  /* listening socket inherited */
 static const char *upstream_text;       /* as given, for messages/JSON */
 static char *up_unix;                   /* upstream Unix socket, or */
 static char *up_host, *up_port;         /* upstream TCP */
@@ -565,6 +570,18 @@ install_signals (void)
   sigaction (SIGCHLD, &sa, NULL);
   sa.sa_handler = SIG_IGN;
   sigaction (SIGPIPE, &sa, NULL);
+  /* A parent may start us with these blocked (nbd-matrix does), so that a
+   * stop sent before this point is not lost: now they are handled.
+   */
+  {
+    sigset_t set;
+    sigemptyset (&set);
+    sigaddset (&set, SIGTERM);
+    sigaddset (&set, SIGINT);
+    sigaddset (&set, SIGHUP);
+    sigaddset (&set, SIGCHLD);
+    sigprocmask (SIG_UNBLOCK, &set, NULL);
+  }
 }
 
 static int
@@ -683,7 +700,9 @@ usage (FILE *f)
 "usage: nbd-spy [OPTIONS] --listen UNIX_PATH --upstream URI\n"
 "       nbd-spy [OPTIONS] --listen UNIX_PATH --upstream-unix PATH\n"
 "\n"
-"  --listen PATH         listen on this Unix socket (replaced if it exists)\n"
+"  --listen PATH         listen on this Unix socket (replaced if it exists);\n"
+"                        with socket activation (LISTEN_PID, LISTEN_FDS),\n"
+"                        the inherited socket (fd 3) is used instead\n"
 "  --upstream URI        nbd://HOST[:PORT][/EXPORT] or\n"
 "                        nbd+unix:///[EXPORT]?socket=PATH (nbds: forwarded\n"
 "                        encrypted, decoded up to STARTTLS)\n"
@@ -700,6 +719,8 @@ usage (FILE *f)
 "                        $unixsocket of the spy ($upstream too); stop when\n"
 "                        it exits and exit with its status\n"
 "  --exit-with-parent    exit when the parent process exits\n"
+"  --drain-timeout S     at exit, wait S seconds (default %d) for open\n"
+"                        connections to end before cutting them\n"
 "  -P, --pidfile FILE    write the pid to FILE once listening\n"
 "  -q, --quiet           do not print violations on stderr\n"
 "  -v, --verbose         debug messages\n"
@@ -708,12 +729,13 @@ usage (FILE *f)
 "\n"
 "Exit status: with --run, the command's status if not 0; otherwise 1 with\n"
 "--strict if a MUST violation was seen, 0 if not; 2 on usage or setup\n"
-"errors.\n");
+"errors.\n", DRAIN_SECONDS);
 }
 
 enum {
   OPT_LISTEN = 256, OPT_UPSTREAM, OPT_UPSTREAM_UNIX, OPT_TRANSCRIPT,
   OPT_JSON, OPT_STRICT, OPT_RUN, OPT_EXIT_WITH_PARENT, OPT_ENCODING,
+  OPT_DRAIN_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -726,6 +748,7 @@ static const struct option long_options[] = {
   { "run", required_argument, NULL, OPT_RUN },
   { "exit-with-parent", no_argument, NULL, OPT_EXIT_WITH_PARENT },
   { "resize-encoding", required_argument, NULL, OPT_ENCODING },
+  { "drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT },
   { "pidfile", required_argument, NULL, 'P' },
   { "quiet", no_argument, NULL, 'q' },
   { "verbose", no_argument, NULL, 'v' },
@@ -741,9 +764,14 @@ main (int argc, char *argv[])
   bool exit_with_parent = false;
   pid_t parent = getppid ();
   int c, lfd, status;
+  static char activated_path[sizeof ((struct sockaddr_un *) 0)->sun_path + 1];
 
   nbdp_progname = "nbd-spy";
   clock_gettime (CLOCK_MONOTONIC, &t0);
+  /* Socket activation: the caller made the listening socket (fd 3), so
+   * that clients may connect before the spy runs.
+   */
+  activated = nbdp_socket_activation () > 0;
   while ((c = getopt_long (argc, argv, "P:qvhV", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_LISTEN: listen_path = optarg; break;
@@ -761,6 +789,18 @@ main (int argc, char *argv[])
       }
       spy_cfg.have_encoding = true;
       break;
+    case OPT_DRAIN_TIMEOUT: {
+      char *end;
+      long v;
+      errno = 0;
+      v = strtol (optarg, &end, 10);
+      if (errno || end == optarg || *end || v < 0 || v > 3600) {
+        nbdp_warnx ("--drain-timeout %s: expected seconds (0..3600)", optarg);
+        exit (2);
+      }
+      drain_seconds = (int) v;
+      break;
+    }
     case 'P': pidfile = optarg; break;
     case 'q': quiet = true; break;
     case 'v': nbdp_verbose = true; break;
@@ -769,10 +809,20 @@ main (int argc, char *argv[])
     default: usage (stderr); exit (2);
     }
   }
+  if (activated && listen_path == NULL) {
+    struct sockaddr_un sun;
+    socklen_t len = sizeof sun;
+    memset (&sun, 0, sizeof sun);
+    if (getsockname (3, (struct sockaddr *) &sun, &len) == 0 &&
+        sun.sun_family == AF_UNIX && sun.sun_path[0]) {
+      memcpy (activated_path, sun.sun_path, sizeof sun.sun_path);
+      listen_path = activated_path;
+    }
+  }
   if (optind != argc || listen_path == NULL ||
       (upstream_uri == NULL) == (upstream_unix == NULL)) {
-    nbdp_warnx ("give --listen and exactly one of --upstream and "
-                "--upstream-unix");
+    nbdp_warnx ("give --listen (or a Unix socket by socket activation) "
+                "and exactly one of --upstream and --upstream-unix");
     usage (stderr);
     exit (2);
   }
@@ -815,27 +865,34 @@ main (int argc, char *argv[])
     nbdp_fatal ("pipe");
   install_signals ();
 
-  lfd = nbdp_listen_unix (listen_path);
-  if (lfd == -1)
-    nbdp_fatal ("listening on %s", listen_path);
+  if (activated)
+    lfd = 3;
+  else {
+    lfd = nbdp_listen_unix (listen_path);
+    if (lfd == -1)
+      nbdp_fatal ("listening on %s", listen_path);
+  }
   tnote (0, "nbd-spy %s listening on %s, upstream %s", SPY_VERSION,
          listen_path, upstream_text);
   if (write_pidfile () == -1) {
-    unlink (listen_path);
+    if (!activated)
+      unlink (listen_path);
     exit (2);
   }
   if (run_cmd && start_run () == -1) {
-    unlink (listen_path);
+    if (!activated)
+      unlink (listen_path);
     exit (2);
   }
   status = accept_loop (lfd);
   close (lfd);
-  unlink (listen_path);
+  if (!activated)
+    unlink (listen_path);
   if (run_pid > 0) {
     kill (run_pid, SIGTERM);
     waitpid (run_pid, NULL, 0);
   }
-  drain (DRAIN_SECONDS);
+  drain (drain_seconds);
 
   pthread_mutex_lock (&g_lock);
   tline_locked (0, "----", "exit");

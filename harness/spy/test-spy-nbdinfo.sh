@@ -3,7 +3,8 @@
 # decoded line by line (greeting, client flags, options, INFO items, the
 # switch to transmission, requests and replies), nothing is reported, and
 # nbdinfo's answer through the spy is the same as without it.  Also
-# --run: the spy runs the client with $uri and exits with its status.
+# --run: the spy runs the client with $uri and exits with its status;
+# socket activation.
 source "$(dirname "$0")/spy-functions.sh"
 requires nbdinfo --version
 
@@ -48,6 +49,34 @@ rc=$?
 
 expect_eq "nbd-spy --run 'exit 3' exit status" "--run 'exit 3'" "$rc" 3
 [ ! -e "$NBDP_TEST_DIR/run.sock" ] || fail "nbd-spy left its socket behind"
+
+# Socket activation (how nbd-matrix starts it): the caller made the
+# listening socket, fd 3; no --listen; $uri names the inherited socket,
+# which the spy leaves in place.
+act=$NBDP_TEST_DIR/act.sock
+out=$(/usr/bin/python3 - "$NBD_SPY" "$srv" "$act" <<'PY'
+import os, socket, sys
+spy, srv, path = sys.argv[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+s.listen(16)
+pid = os.fork()
+if pid == 0:
+    if s.fileno() != 3:
+        os.dup2(s.fileno(), 3)
+    os.set_inheritable(3, True)
+    os.environ["LISTEN_PID"] = str(os.getpid())
+    os.environ["LISTEN_FDS"] = "1"
+    os.execv(spy, [spy, "--upstream-unix", srv, "--strict",
+                   "--run", 'nbdinfo --size "$uri"; echo "$unixsocket"'])
+s.close()
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+PY
+) || fail "nbd-spy by socket activation exited with status $?"
+expect_eq "nbdinfo --size through an activated spy" "socket activation" \
+  "$out" "$(printf '1048576\n%s' "$act")"
+[ -S "$act" ] || fail "the spy removed the socket it was given"
 
 # A TCP upstream: the server picks a port and runs the spy, which runs
 # nbdinfo; every status comes back out.

@@ -58,6 +58,40 @@ grep -q "verify: content matches" \
   "$out/cells/rw-patterns/qemu-io--nbdkit-memory/harness.log" ||
   fail "rw-patterns was not verified by the harness"
 
+# nbd-spy sat between each driver and its server: every cell that ran has
+# its decoded transcript, with the client's messages and the server's
+# replies, and no violation; cells decided without running have none.
+cell=$out/cells/rw-patterns/libnbd--nbdkit-memory
+t=$cell/spy.transcript
+[ -s "$t" ] || fail "no spy transcript $t"
+for re in ' #1 S->C greeting newstyle' ' #1 C->S option NBD_OPT_GO .*"matrix"' \
+          ' S->C option reply NBD_REP_ACK to NBD_OPT_GO' \
+          ' C->S request NBD_CMD_WRITE .* payload ' \
+          ' S->C .* to NBD_CMD_WRITE' ' C->S request NBD_CMD_READ ' \
+          ' ---- connection closed: .* 0 MUST and 0 SHOULD violations'; do
+  grep -q -- "$re" "$t" || fail "spy transcript lacks /$re/"
+done
+! grep -q -F '!!!!' "$t" || fail "violations in $t: $(grep -F '!!!!' "$t")"
+jq -e --arg id libnbd/nbdkit-memory/rw-patterns '.cells[] | select(.id == $id)
+  | .spy.transcript == "cells/rw-patterns/libnbd--nbdkit-memory/spy.transcript"
+    and .spy.violation_count == 0 and .spy.violations == [] and
+    .spy.error == null and .spy.connections >= 1 and
+    (.spy.excerpt | test("C->S request NBD_CMD_WRITE")) and
+    (.phases.spy | type == "number")' "$j" >/dev/null ||
+  fail "results.json: the spy evidence of libnbd/nbdkit-memory/rw-patterns"
+jq -e '[.cells[] | select(.phases != null) | .spy != null and
+        .spy.violation_count == 0] | all and length == 8' "$j" >/dev/null ||
+  fail "a cell that ran has no spy evidence, or a violation"
+jq -e '[.cells[] | select(.phases == null) | .spy == null] | all' "$j" \
+  >/dev/null || fail "a cell decided without running has spy evidence"
+# The harness's own connections (probe, content check) bypassed the spy:
+# the driver's connections are all it saw.
+grep -q "verify: connected to nbd+unix:///matrix?socket=.*/s," \
+  "$cell/harness.log" || fail "the content check did not go to the server"
+grep -q -F 'nbd-spy: ' "$out/index.html" &&
+  grep -q -F 'href="cells/rw-patterns/libnbd--nbdkit-memory/spy.transcript"' \
+    "$out/index.html" || fail "index.html: no spy evidence or transcript link"
+
 # TAP 14: plan and one line per cell.
 head -n 2 "$out/results.tap" | diff - <(printf 'TAP version 14\n1..12\n') ||
   fail "TAP header"
