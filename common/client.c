@@ -84,30 +84,6 @@ check_usable (struct nbdp_client *c)
   return 0;
 }
 
-static const char *
-opt_name (uint32_t opt, char *buf, size_t size)
-{
-  return nbdp_name_or (nbdp_name_of_opt (opt), buf, size, opt);
-}
-
-static const char *
-rep_name (uint32_t rep, char *buf, size_t size)
-{
-  return nbdp_name_or (nbdp_name_of_rep (rep), buf, size, rep);
-}
-
-static const char *
-cmd_name (uint16_t cmd, char *buf, size_t size)
-{
-  return nbdp_name_or (nbdp_name_of_cmd (cmd), buf, size, cmd);
-}
-
-static const char *
-type_name (uint16_t type, char *buf, size_t size)
-{
-  return nbdp_name_or (nbdp_name_of_reply_type (type), buf, size, type);
-}
-
 /* ---- Life cycle ---- */
 
 struct nbdp_client *
@@ -454,7 +430,7 @@ nbdp_client_send_option_raw (struct nbdp_client *c, uint64_t magic,
   nbdp_encode_option (b, &o);
   if (data_len)
     memcpy (b + NBDP_OPTION_SIZE, data, data_len);
-  snprintf (what, sizeof what, "option %s", opt_name (option, nb, sizeof nb));
+  snprintf (what, sizeof what, "option %s", nbdp_opt_str (nb, sizeof nb, option));
   r = send_full (c, b, NBDP_OPTION_SIZE + data_len, what);
   free (b);
   return r;
@@ -492,15 +468,15 @@ nbdp_client_recv_option_reply (struct nbdp_client *c,
                       ", received 0x%016" PRIx64 " (option %s, reply %s, "
                       "length %" PRIu32 ")",
                       NBD_REP_MAGIC, h.magic,
-                      opt_name (h.option, nb, sizeof nb),
-                      rep_name (h.reply, rb, sizeof rb), h.length);
+                      nbdp_opt_str (nb, sizeof nb, h.option),
+                      nbdp_rep_str (rb, sizeof rb, h.reply), h.length);
   if (h.length > max)
     return fail_dead (c, NBDP_FAIL_PROTOCOL, EPROTO,
                       "option reply %s to %s declares %" PRIu32
                       " bytes of payload, more than the %" PRIu32
                       " this client accepts here",
-                      rep_name (h.reply, rb, sizeof rb),
-                      opt_name (h.option, nb, sizeof nb), h.length, max);
+                      nbdp_rep_str (rb, sizeof rb, h.reply),
+                      nbdp_opt_str (nb, sizeof nb, h.option), h.length, max);
   if (ensure_rbuf (c, h.length) == -1)
     return -1;
   if (h.length &&
@@ -528,10 +504,10 @@ read_reply_for (struct nbdp_client *c, uint32_t opt,
   if (r->option != opt)
     return fail (c, NBDP_FAIL_PROTOCOL, EPROTO,
                  "sent %s%s; the reply %s names option %s instead of %s",
-                 opt_name (opt, nb, sizeof nb), context,
-                 rep_name (r->reply, rb, sizeof rb),
-                 opt_name (r->option, ob, sizeof ob),
-                 opt_name (opt, nb, sizeof nb));
+                 nbdp_opt_str (nb, sizeof nb, opt), context,
+                 nbdp_rep_str (rb, sizeof rb, r->reply),
+                 nbdp_opt_str (ob, sizeof ob, r->option),
+                 nbdp_opt_str (nb, sizeof nb, opt));
   if (r->reply & NBD_REP_ERR (0)) {
     int err;
 
@@ -546,8 +522,8 @@ read_reply_for (struct nbdp_client *c, uint32_t opt,
     }
     return fail (c, NBDP_FAIL_REFUSED, err,
                  "sent %s%s; the server refused it with %s%s%.*s",
-                 opt_name (opt, nb, sizeof nb), context,
-                 rep_name (r->reply, rb, sizeof rb),
+                 nbdp_opt_str (nb, sizeof nb, opt), context,
+                 nbdp_rep_str (rb, sizeof rb, r->reply),
                  r->length ? ": " : "",
                  (int) (r->length > 512 ? 512 : r->length),
                  (const char *) r->payload);
@@ -565,8 +541,8 @@ unexpected_reply (struct nbdp_client *c, uint32_t opt,
   return fail (c, NBDP_FAIL_PROTOCOL, EPROTO,
                "sent %s%s; expected %s, received %s with %" PRIu32
                " bytes of payload",
-               opt_name (opt, nb, sizeof nb), context, expected,
-               rep_name (r->reply, rb, sizeof rb), r->length);
+               nbdp_opt_str (nb, sizeof nb, opt), context, expected,
+               nbdp_rep_str (rb, sizeof rb, r->reply), r->length);
 }
 
 /* Send opt with no data and expect a single ACK. */
@@ -649,7 +625,7 @@ nbdp_client_opt_abort (struct nbdp_client *c)
                       "NBD_OPT_ABORT with no payload, or the connection "
                       "closed; received magic 0x%016" PRIx64
                       " option %" PRIu32 " reply %s length %" PRIu32,
-                      r.magic, r.option, rep_name (r.reply, rb, sizeof rb),
+                      r.magic, r.option, nbdp_rep_str (rb, sizeof rb, r.reply),
                       r.length);
   return 0;
 }
@@ -779,7 +755,7 @@ take_info (struct nbdp_client *c, uint32_t opt,
     return fail (c, NBDP_FAIL_PROTOCOL, EPROTO,
                  "sent %s; NBD_REP_INFO has %" PRIu32 " bytes of payload, "
                  "expected at least 2 (the information type)",
-                 opt_name (opt, nb, sizeof nb), r->length);
+                 nbdp_opt_str (nb, sizeof nb, opt), r->length);
   info = nbdp_get16 (r->payload);
   switch (info) {
   case NBD_INFO_EXPORT:     want = 12; break;
@@ -790,7 +766,7 @@ take_info (struct nbdp_client *c, uint32_t opt,
       return fail (c, NBDP_FAIL_PROTOCOL, EPROTO,
                    "sent %s; NBD_REP_INFO %s carries %" PRIu32 " bytes, "
                    "more than the %d-byte string limit",
-                   opt_name (opt, nb, sizeof nb),
+                   nbdp_opt_str (nb, sizeof nb, opt),
                    nbdp_name_of_info (info), r->length - 2, NBD_MAX_STRING);
     break;
   default:
@@ -800,7 +776,7 @@ take_info (struct nbdp_client *c, uint32_t opt,
     return fail (c, NBDP_FAIL_PROTOCOL, EPROTO,
                  "sent %s; NBD_REP_INFO %s has %" PRIu32 " bytes of "
                  "payload, expected exactly %" PRIu32,
-                 opt_name (opt, nb, sizeof nb), nbdp_name_of_info (info),
+                 nbdp_opt_str (nb, sizeof nb, opt), nbdp_name_of_info (info),
                  r->length, want);
   switch (info) {
   case NBD_INFO_EXPORT:
@@ -901,7 +877,7 @@ nbdp_client_opt_info (struct nbdp_client *c, bool go, const char *name,
     return fail (c, NBDP_FAIL_PROTOCOL, EPROTO,
                  "sent %s%s; the server acked without sending "
                  "NBD_INFO_EXPORT (expected before NBD_REP_ACK)",
-                 opt_name (opt, nb, sizeof nb), context);
+                 nbdp_opt_str (nb, sizeof nb, opt), context);
   if (go) {
     c->size = exp->size;
     c->eflags = exp->eflags;
@@ -1138,7 +1114,7 @@ send_request (struct nbdp_client *c, const struct nbdp_request *req0,
     req.magic = ext ? NBD_EXTENDED_REQUEST_MAGIC : NBD_REQUEST_MAGIC;
   hlen = nbdp_encode_request (hdr, &req, ext);
   snprintf (what, sizeof what, "%s request (cookie %" PRIu64 ")",
-            cmd_name (req.type, nb, sizeof nb), req.cookie);
+            nbdp_cmd_str (nb, sizeof nb, req.type), req.cookie);
 
   if (payload_len > 0 && payload_len <= 65536) {
     unsigned char *b = malloc (hlen + payload_len);
@@ -1223,7 +1199,7 @@ recv_one (struct nbdp_client *c, struct nbdp_client_reply *r, uint64_t max,
                         "followed by %" PRIu64 " bytes of data, more than "
                         "the %" PRIu64 " this client accepts",
                         r->hdr.cookie,
-                        e ? cmd_name (e->type, nb, sizeof nb) : "?",
+                        e ? nbdp_cmd_str (nb, sizeof nb, e->type) : "?",
                         plen, max);
   }
   else {
@@ -1236,7 +1212,7 @@ recv_one (struct nbdp_client *c, struct nbdp_client_reply *r, uint64_t max,
                         PRIu64 " this client accepts",
                         r->hdr.kind == NBDP_REPLY_EXTENDED
                         ? "extended" : "structured",
-                        type_name (r->hdr.type, tb, sizeof tb),
+                        nbdp_reply_type_str (tb, sizeof tb, r->hdr.type),
                         r->hdr.cookie, plen, max);
   }
   if (ensure_rbuf (c, plen) == -1)
@@ -1427,7 +1403,7 @@ apply_block_status (struct nbdp_client *c, struct nbdp_cmd *cmd,
   struct nbdp_bs_extent *all;
   uint64_t off, sum = 0;
   char tb[32];
-  const char *tn = type_name (r->hdr.type, tb, sizeof tb);
+  const char *tn = nbdp_reply_type_str (tb, sizeof tb, r->hdr.type);
 
   if (cmd->type != NBD_CMD_BLOCK_STATUS) {
     violation (cmd, "%s chunk in reply to %s (cookie %" PRIu64 "): only "
@@ -1532,7 +1508,7 @@ apply_error_chunk (struct nbdp_cmd *cmd, const struct nbdp_client_reply *r)
   uint16_t msglen;
   uint64_t off = 0;
   char tb[32];
-  const char *tn = type_name (r->hdr.type, tb, sizeof tb);
+  const char *tn = nbdp_reply_type_str (tb, sizeof tb, r->hdr.type);
 
   if (!nbdp_decode_error_chunk (r->payload, r->payload_len, r->hdr.type,
                                 &error, &msg, &msglen, &off)) {
@@ -1590,8 +1566,8 @@ apply (struct nbdp_client *c, struct nbdp_cmd *cmd,
        const struct nbdp_client_reply *r)
 {
   char cb[32], tb[32];
-  const char *cn = cmd_name (cmd->type, cb, sizeof cb);
-  const char *tn = type_name (r->hdr.type, tb, sizeof tb);
+  const char *cn = nbdp_cmd_str (cb, sizeof cb, cmd->type);
+  const char *tn = nbdp_reply_type_str (tb, sizeof tb, r->hdr.type);
   bool hard = false;
 
   cmd->n_chunks++;
@@ -1764,7 +1740,7 @@ nbdp_client_cmd_poll (struct nbdp_client *c, struct nbdp_cmd **which)
                  : r.hdr.kind == NBDP_REPLY_STRUCTURED ? "structured"
                  : "extended",
                  r.hdr.kind == NBDP_REPLY_SIMPLE ? "-"
-                 : type_name (r.hdr.type, nb, sizeof nb), r.hdr.cookie);
+                 : nbdp_reply_type_str (nb, sizeof nb, r.hdr.type), r.hdr.cookie);
   if (e.cmd == NULL)
     return 0;                   /* a raw request: nothing to apply */
   if (which)
@@ -1788,10 +1764,9 @@ cmd_result (struct nbdp_client *c, struct nbdp_cmd *cmd)
     return fail (c, NBDP_FAIL_REFUSED, nbdp_nbd_to_errno (cmd->error),
                  "%s offset %" PRIu64 " count %" PRIu64 " flags 0x%x: "
                  "the server replied %s%s%s",
-                 cmd_name (cmd->type, cb, sizeof cb), cmd->offset,
+                 nbdp_cmd_str (cb, sizeof cb, cmd->type), cmd->offset,
                  cmd->count, cmd->flags,
-                 nbdp_name_or (nbdp_name_of_error (cmd->error), eb,
-                               sizeof eb, cmd->error),
+                 nbdp_error_str (eb, sizeof eb, cmd->error),
                  cmd->error_message[0] ? ": " : "", cmd->error_message);
   return 0;
 }

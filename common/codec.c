@@ -401,6 +401,42 @@ nbdp_name_or (const char *name, char *buf, size_t size, uint64_t value)
   return buf;
 }
 
+const char *
+nbdp_opt_str (char *buf, size_t size, uint32_t v)
+{
+  return nbdp_name_or (nbdp_name_of_opt (v), buf, size, v);
+}
+
+const char *
+nbdp_rep_str (char *buf, size_t size, uint32_t v)
+{
+  return nbdp_name_or (nbdp_name_of_rep (v), buf, size, v);
+}
+
+const char *
+nbdp_info_str (char *buf, size_t size, uint16_t v)
+{
+  return nbdp_name_or (nbdp_name_of_info (v), buf, size, v);
+}
+
+const char *
+nbdp_cmd_str (char *buf, size_t size, uint16_t v)
+{
+  return nbdp_name_or (nbdp_name_of_cmd (v), buf, size, v);
+}
+
+const char *
+nbdp_reply_type_str (char *buf, size_t size, uint16_t v)
+{
+  return nbdp_name_or (nbdp_name_of_reply_type (v), buf, size, v);
+}
+
+const char *
+nbdp_error_str (char *buf, size_t size, uint32_t v)
+{
+  return nbdp_name_or (nbdp_name_of_error (v), buf, size, v);
+}
+
 /* Format a set of flags as NAME|NAME|0xREST; "0" for the empty set.  The
  * output is truncated (always NUL terminated) if buf is too small.
  */

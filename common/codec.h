@@ -140,6 +140,15 @@ const char *nbdp_flags_str (char *buf, size_t size, uint16_t eflags);
 const char *nbdp_cmd_flags_str (char *buf, size_t size, uint16_t flags);
 const char *nbdp_name_or (const char *name, char *buf, size_t size,
                           uint64_t value);
+/* The name of a value, or its number in hex when it has none, formatted
+ * into the caller's buffer (thread safe): what messages and logs use.
+ */
+const char *nbdp_opt_str (char *buf, size_t size, uint32_t opt);
+const char *nbdp_rep_str (char *buf, size_t size, uint32_t rep);
+const char *nbdp_info_str (char *buf, size_t size, uint16_t info);
+const char *nbdp_cmd_str (char *buf, size_t size, uint16_t cmd);
+const char *nbdp_reply_type_str (char *buf, size_t size, uint16_t type);
+const char *nbdp_error_str (char *buf, size_t size, uint32_t err);
 /* More flag sets: handshake flags (server, 16 bits), client flags (32
  * bits), structured/extended reply chunk flags, base:allocation states.
  * Flag sets with no bit set format as "0".

@@ -195,22 +195,22 @@ struct namebuf {
 static const char *
 opt_name (struct namebuf *nb, uint32_t v)
 {
-  return nbdp_name_or (nbdp_name_of_opt (v), nb->b, sizeof nb->b, v);
+  return nbdp_opt_str (nb->b, sizeof nb->b, v);
 }
 static const char *
 rep_name (struct namebuf *nb, uint32_t v)
 {
-  return nbdp_name_or (nbdp_name_of_rep (v), nb->b, sizeof nb->b, v);
+  return nbdp_rep_str (nb->b, sizeof nb->b, v);
 }
 static const char *
 cmd_name (struct namebuf *nb, uint16_t v)
 {
-  return nbdp_name_or (nbdp_name_of_cmd (v), nb->b, sizeof nb->b, v);
+  return nbdp_cmd_str (nb->b, sizeof nb->b, v);
 }
 static const char *
 type_name (struct namebuf *nb, uint16_t v)
 {
-  return nbdp_name_or (nbdp_name_of_reply_type (v), nb->b, sizeof nb->b, v);
+  return nbdp_reply_type_str (nb->b, sizeof nb->b, v);
 }
 
 /* ---- session -------------------------------------------------------- */

@@ -385,6 +385,20 @@ test_names (void **state)
   assert_string_equal (nbdp_name_or (nbdp_name_of_opt (99), buf, sizeof buf,
                                      99), "0x63");
   assert_string_equal (nbdp_name_or ("X", buf, sizeof buf, 1), "X");
+
+  /* The name-or-number formatters. */
+  assert_string_equal (nbdp_opt_str (buf, sizeof buf, NBD_OPT_GO),
+                       "NBD_OPT_GO");
+  assert_string_equal (nbdp_opt_str (buf, sizeof buf, 99), "0x63");
+  assert_string_equal (nbdp_rep_str (buf, sizeof buf, NBD_REP_ERR_UNSUP),
+                       "NBD_REP_ERR_UNSUP");
+  assert_string_equal (nbdp_info_str (buf, sizeof buf, 200), "0xc8");
+  assert_string_equal (nbdp_cmd_str (buf, sizeof buf, NBD_CMD_TRIM),
+                       "NBD_CMD_TRIM");
+  assert_string_equal (nbdp_reply_type_str (buf, sizeof buf,
+                                            NBD_REPLY_TYPE_ERROR),
+                       "NBD_REPLY_TYPE_ERROR");
+  assert_string_equal (nbdp_error_str (buf, sizeof buf, 2), "0x2");
 }
 
 static void

@@ -417,8 +417,7 @@ describe_export (const struct nbdp_rz_client *rc)
     printf ("resize encoding: %s\n", nbdp_rz_encoding_name (st->encoding));
     if (st->opt_sent)
       printf ("NBD_OPT_RESIZE: %s\n", st->opt_acked ? "acknowledged"
-              : nbdp_name_or (nbdp_name_of_rep (rc->opt_rep), fb, sizeof fb,
-                              rc->opt_rep));
+              : nbdp_rep_str (fb, sizeof fb, rc->opt_rep));
     printf ("resize mode: %s\n", nbdp_rz_mode_name (st->mode));
     if (have_info) {
       printf ("capabilities: %s\n", nbdp_rz_features_str (
@@ -478,8 +477,7 @@ resize_unsupported (const struct nbdp_rz_client *rc, char *buf, size_t size)
     snprintf (buf, size, "the server answered NBD_OPT_RESIZE with %s and "
               "does not set NBD_FLAG_SEND_RESIZE: it does not implement the "
               "RESIZE extension",
-              nbdp_name_or (nbdp_name_of_rep (rc->opt_rep), rb, sizeof rb,
-                            rc->opt_rep));
+              nbdp_rep_str (rb, sizeof rb, rc->opt_rep));
   else if (st->mode == NBDP_RZ_MODE_NEGOTIATED)
     snprintf (buf, size, "negotiated mode without GROW, SHRINK, QUERY or "
               "NOTIFY active: the server does not set NBD_FLAG_SEND_RESIZE");

@@ -35,12 +35,6 @@ struct option_handler {
   enum opt_result (*fn) (struct conn *c, const struct option *o);
 };
 
-static const char *
-opt_name (uint32_t opt, char *buf, size_t size)
-{
-  return nbdp_name_or (nbdp_name_of_opt (opt), buf, size, opt);
-}
-
 /* Send one option reply: header and payload in one write. */
 static int
 send_reply (struct conn *c, uint32_t opt, uint32_t rep,
@@ -59,9 +53,8 @@ send_reply (struct conn *c, uint32_t opt, uint32_t rep,
   if (nbdp_verbose) {
     char b1[32], b2[32];
     nbdp_debug ("conn %" PRIu64 ": option reply %s to %s, length %" PRIu32,
-                c->id, nbdp_name_or (nbdp_name_of_rep (rep), b1, sizeof b1,
-                                     rep),
-                opt_name (opt, b2, sizeof b2), len);
+                c->id, nbdp_rep_str (b1, sizeof b1, rep),
+                nbdp_opt_str (b2, sizeof b2, opt), len);
   }
   return conn_sendv (c, iov, len ? 2 : 1);
 }
@@ -285,7 +278,7 @@ opt_info_go (struct conn *c, const struct option *o)
     if (nbdp_verbose) {
       char b[32];
       nbdp_debug ("conn %" PRIu64 ": information request %s", c->id,
-                  nbdp_name_or (nbdp_name_of_info (info), b, sizeof b, info));
+                  nbdp_info_str (b, sizeof b, info));
     }
     if (info == NBD_INFO_NAME)
       want_name = true;
@@ -569,7 +562,7 @@ one_option (struct conn *c)
   o.opt = h.option;
   o.len = h.length;
   nbdp_debug ("conn %" PRIu64 ": option %s, length %" PRIu32, c->id,
-              opt_name (o.opt, nb, sizeof nb), o.len);
+              nbdp_opt_str (nb, sizeof nb, o.opt), o.len);
   handler = find_handler (o.opt);
 
   if (o.len > OPTION_MAX_LEN) {
@@ -605,11 +598,11 @@ one_option (struct conn *c)
   if (handler == NULL)
     return reply_err (c, o.opt, NBD_REP_ERR_UNSUP,
                       "option %s is not supported by this server",
-                      opt_name (o.opt, nb, sizeof nb));
+                      nbdp_opt_str (nb, sizeof nb, o.opt));
   if (handler->no_data && o.len != 0)
     return reply_err (c, o.opt, NBD_REP_ERR_INVALID,
                       "option %s takes no data, but %" PRIu32 " bytes "
-                      "were sent", opt_name (o.opt, nb, sizeof nb), o.len);
+                      "were sent", nbdp_opt_str (nb, sizeof nb, o.opt), o.len);
   return handler->fn (c, &o);
 }
 

@@ -25,8 +25,7 @@ log_reply (struct conn *c, const struct request *req, const char *what)
   char b[32];
 
   nbdp_debug ("conn %" PRIu64 ": reply to %s cookie 0x%" PRIx64 ": %s",
-              c->id, nbdp_name_or (nbdp_name_of_cmd (req->type), b, sizeof b,
-                                   req->type),
+              c->id, nbdp_cmd_str (b, sizeof b, req->type),
               req->cookie, what);
 }
 
@@ -197,7 +196,7 @@ reply_error (struct conn *c, const struct request *req, uint32_t err,
     n = sizeof msg - 1;
   snprintf (what, sizeof what, "%s%s: %s",
             c->structured ? "NBD_REPLY_TYPE_ERROR (DONE) " : "simple, ",
-            nbdp_name_or (nbdp_name_of_error (err), b, sizeof b, err), msg);
+            nbdp_error_str (b, sizeof b, err), msg);
 
   if (!c->structured && !glen) {
     iov[0].iov_len = simple_header (req, hdr, err);

@@ -17,7 +17,7 @@
 static const char *
 cmd_name (uint16_t type, char *buf, size_t size)
 {
-  return nbdp_name_or (nbdp_name_of_cmd (type), buf, size, type);
+  return nbdp_cmd_str (buf, size, type);
 }
 
 /* Read one request.  Returns true with *req filled (its payload, if any,

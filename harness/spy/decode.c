@@ -214,37 +214,37 @@ struct nb {
 static const char *
 opt_name (struct nb *nb, uint32_t v)
 {
-  return nbdp_name_or (nbdp_name_of_opt (v), nb->b, sizeof nb->b, v);
+  return nbdp_opt_str (nb->b, sizeof nb->b, v);
 }
 
 static const char *
 rep_name (struct nb *nb, uint32_t v)
 {
-  return nbdp_name_or (nbdp_name_of_rep (v), nb->b, sizeof nb->b, v);
+  return nbdp_rep_str (nb->b, sizeof nb->b, v);
 }
 
 static const char *
 info_name (struct nb *nb, uint16_t v)
 {
-  return nbdp_name_or (nbdp_name_of_info (v), nb->b, sizeof nb->b, v);
+  return nbdp_info_str (nb->b, sizeof nb->b, v);
 }
 
 static const char *
 cmd_name (struct nb *nb, uint16_t v)
 {
-  return nbdp_name_or (nbdp_name_of_cmd (v), nb->b, sizeof nb->b, v);
+  return nbdp_cmd_str (nb->b, sizeof nb->b, v);
 }
 
 static const char *
 type_name (struct nb *nb, uint16_t v)
 {
-  return nbdp_name_or (nbdp_name_of_reply_type (v), nb->b, sizeof nb->b, v);
+  return nbdp_reply_type_str (nb->b, sizeof nb->b, v);
 }
 
 static const char *
 err_name (struct nb *nb, uint32_t v)
 {
-  return nbdp_name_or (nbdp_name_of_error (v), nb->b, sizeof nb->b, v);
+  return nbdp_error_str (nb->b, sizeof nb->b, v);
 }
 
 /* A protocol string, quoted, at most 80 bytes shown, other than

@@ -23,7 +23,7 @@ rep_name (uint32_t rep)
 {
   static char b[40];
 
-  return nbdp_name_or (nbdp_name_of_rep (rep), b, sizeof b, rep);
+  return nbdp_rep_str (b, sizeof b, rep);
 }
 
 /* Negotiate up to structured replies; UNSUPPORTED if refused. */

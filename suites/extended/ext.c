@@ -24,7 +24,7 @@ rep_name (uint32_t rep)
   static unsigned k;
   char *s = b[k++ % 4];
 
-  return nbdp_name_or (nbdp_name_of_rep (rep), s, 40, rep);
+  return nbdp_rep_str (s, 40, rep);
 }
 
 /* Every message of r is an extended chunk whose offset is the request's. */

@@ -118,7 +118,7 @@ expect_ok (struct nc_ctx *t, struct nc_conn *c, const char *flagname,
   nc_expect (t, r.complete && r.error == 0, "%s advertised: %s flags "
              "0x%04x offset %" PRIu64 " count %" PRIu64 " got %s, expected "
              "success", flagname,
-             nbdp_name_or (nbdp_name_of_cmd (cmd), nb, sizeof nb, cmd),
+             nbdp_cmd_str (nb, sizeof nb, cmd),
              flags, off, count, nc_errstr (&r));
 }
 

@@ -38,7 +38,7 @@ hs_rep (uint32_t rep)
 {
   char *b = names[next_name++ % 8];
 
-  return nbdp_name_or (nbdp_name_of_rep (rep), b, sizeof names[0], rep);
+  return nbdp_rep_str (b, sizeof names[0], rep);
 }
 
 const char *
@@ -46,7 +46,7 @@ hs_opt_name (uint32_t opt)
 {
   char *b = names[next_name++ % 8];
 
-  return nbdp_name_or (nbdp_name_of_opt (opt), b, sizeof names[0], opt);
+  return nbdp_opt_str (b, sizeof names[0], opt);
 }
 
 struct nc_conn *

@@ -865,7 +865,7 @@ read_option (struct ncs_conn *c)
     return;
   }
   nbdp_decode_option (hdr, &o);
-  name = nbdp_name_or (nbdp_name_of_opt (o.option), nb, sizeof nb, o.option);
+  name = nbdp_opt_str (nb, sizeof nb, o.option);
   if (o.magic != NBD_NEW_VERSION) {
     nc_fail (s->t, "COMPAT-BASE-1", "conn %u: option header with magic "
              "0x%016" PRIx64 ", expected IHAVEOPT 0x%016" PRIx64, c->id,
@@ -1032,7 +1032,7 @@ read_request (struct ncs_conn *c)
     return;
   }
   nbdp_decode_request (hdr, c->eh, &r);
-  cmd = nbdp_name_or (nbdp_name_of_cmd (r.type), nb, sizeof nb, r.type);
+  cmd = nbdp_cmd_str (nb, sizeof nb, r.type);
   c->n_requests++;
   if (r.type == NBD_CMD_READ)
     c->n_reads++;

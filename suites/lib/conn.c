@@ -103,7 +103,7 @@ nc_send_option (struct nc_ctx *t, struct nc_conn *c, uint32_t option,
   nbdp_rules_option_sent (&c->s, option, data, len);
   if (nbdp_client_send_option (c->c, option, data, len) == -1)
     nc_fail (t, NULL, "sending %s: %s",
-             nbdp_name_or (nbdp_name_of_opt (option), nb, sizeof nb, option),
+             nbdp_opt_str (nb, sizeof nb, option),
              nbdp_client_error (c->c)), nc_done (t);
 }
 
@@ -117,8 +117,7 @@ nc_option_reply (struct nc_ctx *t, struct nc_conn *c,
   char nb[40], rb[40], what[96];
 
   snprintf (what, sizeof what, "reading the reply to %s",
-            nbdp_name_or (nbdp_name_of_opt (c->s.opt.option), nb, sizeof nb,
-                          c->s.opt.option));
+            nbdp_opt_str (nb, sizeof nb, c->s.opt.option));
   if (nbdp_client_recv_option_reply (c->c, r, MAX_OPTION_REPLY) == -1)
     read_failed (t, c, "COMPAT-BASE-1", what);
   h = (struct nbdp_option_reply) {
@@ -126,9 +125,8 @@ nc_option_reply (struct nc_ctx *t, struct nc_conn *c,
     .length = r->length,
   };
   nc_log (t, "option reply %s to %s, %" PRIu32 " bytes",
-          nbdp_name_or (nbdp_name_of_rep (r->reply), rb, sizeof rb, r->reply),
-          nbdp_name_or (nbdp_name_of_opt (r->option), nb, sizeof nb,
-                        r->option), r->length);
+          nbdp_rep_str (rb, sizeof rb, r->reply),
+          nbdp_opt_str (nb, sizeof nb, r->option), r->length);
   nbdp_violations_clear (&v);
   p = nbdp_rules_check_option_reply (&c->s, &h, r->payload, &v);
   nc_violations (t, &v);
@@ -193,12 +191,6 @@ go_payload (const char *export, const uint16_t *infos, size_t n,
   return b;
 }
 
-static const char *
-rep_str (uint32_t rep, char *buf, size_t n)
-{
-  return nbdp_name_or (nbdp_name_of_rep (rep), buf, n, rep);
-}
-
 struct nc_conn *
 nc_open (struct nc_ctx *t, const struct nc_open_opts *o)
 {
@@ -239,7 +231,7 @@ nc_open (struct nc_ctx *t, const struct nc_open_opts *o)
     rep = nc_option_final (t, c);
     if (rep != NBD_REP_ACK)
       nc_unsupported (t, "NBD_OPT_EXTENDED_HEADERS answered with %s",
-                      rep_str (rep, rb, sizeof rb));
+                      nbdp_rep_str (rb, sizeof rb, rep));
     c->c->extended = true;
   }
   if (o->structured) {
@@ -247,7 +239,7 @@ nc_open (struct nc_ctx *t, const struct nc_open_opts *o)
     rep = nc_option_final (t, c);
     if (rep != NBD_REP_ACK)
       nc_unsupported (t, "NBD_OPT_STRUCTURED_REPLY answered with %s",
-                      rep_str (rep, rb, sizeof rb));
+                      nbdp_rep_str (rb, sizeof rb, rep));
     c->c->structured = true;
   }
   if (o->n_meta) {
@@ -259,7 +251,7 @@ nc_open (struct nc_ctx *t, const struct nc_open_opts *o)
     rep = nc_option_final (t, c);
     if (rep != NBD_REP_ACK)
       nc_unsupported (t, "NBD_OPT_SET_META_CONTEXT answered with %s",
-                      rep_str (rep, rb, sizeof rb));
+                      nbdp_rep_str (rb, sizeof rb, rep));
     if (c->s.nr_contexts == 0)
       nc_unsupported (t, "NBD_OPT_SET_META_CONTEXT selected no context "
                       "for %s%s", o->meta[0], o->n_meta > 1 ? ", ..." : "");
@@ -289,7 +281,7 @@ nc_open (struct nc_ctx *t, const struct nc_open_opts *o)
   }
   else if (rep != NBD_REP_ACK)
     nc_error (t, "NBD_OPT_GO for export \"%s\" answered with %s", export,
-              rep_str (rep, rb, sizeof rb));
+              nbdp_rep_str (rb, sizeof rb, rep));
   if (!c->s.transmission)
     nc_error (t, "handshake did not reach transmission");
   /* Tell the raw client what was agreed (it did not see the options). */
@@ -324,7 +316,7 @@ nc_send (struct nc_ctx *t, struct nc_conn *c, uint16_t type, uint16_t flags,
     nc_error (t, "out of memory");
   nc_log (t, "send %s flags 0x%04x offset %" PRIu64 " count %" PRIu64
           " cookie %" PRIu64,
-          nbdp_name_or (nbdp_name_of_cmd (type), nb, sizeof nb, type),
+          nbdp_cmd_str (nb, sizeof nb, type),
           flags, offset, count, req.cookie);
   if (type != NBD_CMD_DISC)
     add_pending (t, c, req.cookie, type, offset, count);
@@ -507,8 +499,7 @@ nc_wait (struct nc_ctx *t, struct nc_conn *c, uint64_t cookie, void *rbuf,
             : "extended", cr.hdr.cookie,
             cr.hdr.kind == NBDP_REPLY_SIMPLE ? "" : "type ",
             cr.hdr.kind == NBDP_REPLY_SIMPLE ? ""
-            : nbdp_name_or (nbdp_name_of_reply_type (cr.hdr.type), nb,
-                            sizeof nb, cr.hdr.type),
+            : nbdp_reply_type_str (nb, sizeof nb, cr.hdr.type),
             cr.hdr.flags, cr.hdr.error, cr.payload_len);
     nbdp_violations_clear (&v);
     p = nbdp_rules_check_reply (&c->s, &cr.hdr,

@@ -110,8 +110,7 @@ ncx_send (struct nc_ctx *t, struct nc_conn *c, const struct ncx_req *q)
     live[n_live++] = r;
   }
   nc_log (t, "send %s flags 0x%04x offset %" PRIu64 " length %" PRIu64
-          " cookie 0x%" PRIx64 "%s", nbdp_name_or (nbdp_name_of_cmd (q->type),
-                                                   nb, sizeof nb, q->type),
+          " cookie 0x%" PRIx64 "%s", nbdp_cmd_str (nb, sizeof nb, q->type),
           flags, q->offset, q->count, req.cookie,
           plen ? " with payload" : "");
   if (nbdp_client_send_request (c->c, &req, NBDP_LAYOUT_AUTO, payload,
@@ -269,8 +268,7 @@ ncx_wait (struct nc_ctx *t, struct ncx_reply *r)
             : "extended", cr.hdr.cookie,
             cr.hdr.kind == NBDP_REPLY_SIMPLE ? "" : "type ",
             cr.hdr.kind == NBDP_REPLY_SIMPLE ? ""
-            : nbdp_name_or (nbdp_name_of_reply_type (cr.hdr.type), nb,
-                            sizeof nb, cr.hdr.type),
+            : nbdp_reply_type_str (nb, sizeof nb, cr.hdr.type),
             cr.hdr.flags, cr.hdr.error, cr.payload_len,
             cr.hdr.kind == NBDP_REPLY_EXTENDED ? " (header offset)" : "");
     nbdp_violations_clear (&v);
@@ -483,8 +481,7 @@ ncx_setup (struct nc_ctx *t, struct nc_conn *c, uint16_t type,
 
   if (!ncx_ok (r))
     nc_error (t, "setup: %s offset %" PRIu64 " length %" PRIu64
-              " failed: %s", nbdp_name_or (nbdp_name_of_cmd (type), nb,
-                                           sizeof nb, type),
+              " failed: %s", nbdp_cmd_str (nb, sizeof nb, type),
               off, count, ncx_errstr (r));
   ncx_free (r);
 }
