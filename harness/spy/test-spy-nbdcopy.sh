@@ -26,7 +26,7 @@ echo "ok: the server holds the data written through the spy"
 stop_spy
 expect_eq "nbd-spy --strict exit status" "SIGTERM" "$spy_status" 0
 
-expect_line '#1 C->S request NBD_CMD_WRITE flags [A-Z_0|]+ cookie [0-9]+ offset [0-9]+ length [0-9]+ \(compact\) payload [0-9]+ bytes: [0-9a-f ]+ \.\.\.$' "a write with its payload summary"
+expect_line '#[0-9]+ C->S request NBD_CMD_WRITE flags [A-Z_0|]+ cookie [0-9]+ offset [0-9]+ length [0-9]+ \(compact\) payload [0-9]+ bytes: [0-9a-f ]+ \.\.\.$' "a write with its payload summary"
 expect_line 'S->C structured chunk NBD_REPLY_TYPE_OFFSET_DATA flags DONE cookie [0-9]+ length [0-9]+ to NBD_CMD_READ: offset [0-9]+ data [0-9]+ bytes: ' "a read's data chunk"
 expect_line 'C->S request NBD_CMD_FLUSH' "the flush"
 conns=$(json_get "$spy_json" 'j["summary"]["connections"]')
